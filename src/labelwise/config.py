@@ -1,0 +1,72 @@
+"""Settings, read from `LABELWISE_*` environment variables. Built by entrypoints and passed down, never global."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of a Labelwise process. Unknown `LABELWISE_*` variables are ignored; bad values fail fast."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELWISE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("labelwise-data"), description="models, reports, uploads, SQLite file")
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL; default is SQLite in data_dir"
+    )
+    redis_url: SecretStr | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=0, ge=0, description="0 means one per core")
+    default_model: str | None = None
+    max_text_chars: int = Field(default=10_000, ge=1)
+    max_batch_texts: int = Field(default=512, ge=1)
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    batch_max_wait_ms: float = Field(default=2.0, ge=0.0)
+    batch_max_size: int = Field(default=256, ge=1)
+    queue_max: int = Field(default=2048, ge=1)
+    cache_size: int = Field(default=10_000, ge=0)
+    model_poll_seconds: float = Field(default=2.0, gt=0.0)
+
+    # Training
+    seed: int = 13
+    min_examples_per_label: int = Field(default=2, ge=1)
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"log_level: {value!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def resolved_database_url(self) -> str:
+        """The database URL to connect to: the configured one, or SQLite inside the data directory."""
+        if self.database_url is not None:
+            url = self.database_url.get_secret_value()
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                # psycopg 3 is the driver we ship; accept the plain scheme people paste.
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{(self.data_dir / 'labelwise.db').resolve()}"
+
+    def non_default(self) -> dict[str, Any]:
+        """Settings that differ from their defaults, secrets redacted: logged once at startup."""
+        out: dict[str, Any] = {}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value != info.default:
+                out[name] = "**********" if isinstance(value, SecretStr) else str(value)
+        return out

@@ -1,0 +1,41 @@
+"""Engine names to classes. Imports lazily so an engine's heavy libraries load only when it is used."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from labelwise.engines.base import Engine
+from labelwise.errors import InvalidRequest
+
+_ENGINES: dict[str, str] = {
+    "linear": "labelwise.engines.linear:LinearEngine",
+}
+
+
+def register_engine(name: str, target: str) -> None:
+    """Make an engine class (`"package.module:Class"`) available under `name` (plugins, test doubles)."""
+    _ENGINES[name] = target
+
+
+def engine_names() -> list[str]:
+    """Names accepted by `--engine` and the training API."""
+    return sorted(_ENGINES)
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The class registered under `name`; `InvalidRequest` naming the choices otherwise."""
+    try:
+        target = _ENGINES[name]
+    except KeyError:
+        raise InvalidRequest(
+            f"engine: unknown engine {name!r}; choose one of {', '.join(engine_names())}", param="engine"
+        ) from None
+    module_name, _, class_name = target.partition(":")
+    cls: type[Engine] = getattr(import_module(module_name), class_name)
+    return cls
+
+
+def create_engine(name: str, **params: Any) -> Engine:
+    """A new, unfitted engine with the given hyperparameters."""
+    return engine_class(name)(**params)
