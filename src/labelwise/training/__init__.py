@@ -1,0 +1,1 @@
+"""Training: fit, calibrate, tune thresholds, evaluate and report."""
