@@ -1,0 +1,226 @@
+"""Entry point and top-level commands of the `labelwise` CLI."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from labelwise.cli import keys_cmd, models_cmd, serve_cmd
+from labelwise.cli.context import Context
+from labelwise.cli.output import console, fail, print_json, print_table
+from labelwise.cli.progress import row_progress, step_progress
+from labelwise.config import Settings
+from labelwise.data import ReadOptions
+from labelwise.errors import LabelwiseError
+from labelwise.logs import configure_logging
+from labelwise.services.training import TrainRequest
+
+app = typer.Typer(
+    name="labelwise",
+    help="Train, evaluate and serve text classifiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models_cmd.app, name="models")
+app.add_typer(keys_cmd.app, name="keys")
+app.command("demo")(serve_cmd.demo)
+app.command("serve")(serve_cmd.serve)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text.")]
+LabelCol = Annotated[str | None, typer.Option("--label-col", help="Column holding the label(s).")]
+LabelSep = Annotated[str | None, typer.Option("--label-sep", help="Split a label string into several labels.")]
+
+
+OnConflict = Annotated[
+    str,
+    typer.Option(
+        "--on-conflict",
+        help="Same text with different labels: 'error' (stop and list them) or 'drop' (drop those rows).",
+    ),
+]
+
+
+def read_options(
+    text_col: str, label_col: str | None, label_sep: str | None, multi: bool | None, on_conflict: str = "error"
+) -> ReadOptions:
+    if on_conflict not in ("error", "drop"):
+        fail(f"--on-conflict: {on_conflict!r}; choose error or drop", code=2)
+    return ReadOptions(
+        text_col=text_col,
+        label_col=label_col,
+        label_sep=label_sep,
+        multi_label=multi,
+        conflicts="drop" if on_conflict == "drop" else "error",
+    )
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Labelwise: train, evaluate and serve calibrated text classifiers."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"LABELWISE_{str(first['loc'][0]).upper()}: {first['msg']}")
+    configure_logging("WARNING", json=True)
+    logging.getLogger("labelwise").setLevel(settings.log_level if settings.log_level != "INFO" else "WARNING")
+    ctx.obj = Context(settings)
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="Training file: CSV, TSV, JSONL or Parquet.")],
+    name: Annotated[str, typer.Option("--name", help="Model name.")],
+    engine: Annotated[str, typer.Option("--engine", help="Engine to train.")] = "linear",
+    validation: Annotated[Path | None, typer.Option("--validation", help="Validation file.")] = None,
+    test: Annotated[Path | None, typer.Option("--test", help="Test file.")] = None,
+    text_col: TextCol = "text",
+    label_col: LabelCol = None,
+    label_sep: LabelSep = None,
+    multi_label: Annotated[
+        bool | None, typer.Option("--multi-label/--single-label", help="Force the task type (default: detect).")
+    ] = None,
+    min_examples: Annotated[int, typer.Option("--min-examples", min=1, help="Fewest rows a label may have.")] = 2,
+    on_conflict: OnConflict = "error",
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a model on labeled data, evaluate it and publish it as a new version."""
+    context: Context = ctx.obj
+    request = TrainRequest(
+        name=name,
+        train=data,
+        engine=engine,
+        validation=validation,
+        test=test,
+        options=read_options(text_col, label_col, label_sep, multi_label, on_conflict),
+        seed=context.settings.seed,
+        min_examples=min_examples,
+    )
+    with step_progress(enabled=not as_json) as progress:
+        record, report = context.models.train(request, progress=progress)
+    summary: dict[str, Any] = {
+        "model": record.name,
+        "version": record.version,
+        "engine": record.engine,
+        "task": record.task.value,
+        "labels": len(record.labels),
+        "training_seconds": report["training_seconds"],
+        "metrics": record.metrics["headline"],
+        "report": str(context.models.report_path(record) / "report.html"),
+    }
+    if as_json:
+        print_json(summary)
+        return
+    print_table(
+        f"{record.name} {record.version} ({record.engine}, {record.task.value}, {len(record.labels)} labels)",
+        ["metric", "value"],
+        [(k, v) for k, v in summary["metrics"].items()],
+    )
+    for warning in report["data"].get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    console.print(f"report: {summary['report']}", highlight=False)
+
+
+@app.command("eval")
+def eval_(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model: name, name@alias or name:version.")],
+    data: Annotated[Path, typer.Argument(help="Labeled file to evaluate on.")],
+    text_col: TextCol = "text",
+    label_col: LabelCol = None,
+    label_sep: LabelSep = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a stored model on a labeled file."""
+    context: Context = ctx.obj
+    metrics = context.models.evaluate(model, data, read_options(text_col, label_col, label_sep, None))
+    if as_json:
+        print_json(metrics)
+        return
+    rows: list[tuple[str, Any]] = [("rows", metrics["n"])]
+    for key in ("accuracy", "subset_accuracy", "hamming_loss", "roc_auc", "pr_auc", "ece"):
+        if metrics.get(key) is not None:
+            rows.append((key, f"{metrics[key]:.4f}"))
+    for avg in ("micro", "macro", "weighted"):
+        if avg in metrics:
+            rows.append((f"{avg} f1", f"{metrics[avg]['f1']:.4f}"))
+    print_table(f"{metrics['model']} {metrics['model_version']}", ["metric", "value"], rows)
+    print_table(
+        "per label",
+        ["label", "precision", "recall", "f1", "support"],
+        [
+            (label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
+            for label, m in metrics["per_label"].items()
+        ],
+    )
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model: name, name@alias or name:version.")],
+    text: Annotated[str | None, typer.Argument(help="A text to classify.")] = None,
+    input_: Annotated[Path | None, typer.Option("--input", help="File of texts (CSV, TSV, JSONL, Parquet).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Where to write predictions.")] = None,
+    text_col: TextCol = "text",
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Labels to show for a single text.")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Classify one text, or stream a whole file into a file with label and score columns."""
+    context: Context = ctx.obj
+    if (text is None) == (input_ is None):
+        fail("give either a TEXT or --input FILE", code=2)
+    if input_ is not None:
+        if output is None:
+            fail("--output is required with --input", code=2)
+        assert output is not None
+        with row_progress(input_, enabled=not as_json) as advance:
+            rows = context.models.predict_file(model, input_, output, text_col=text_col, on_rows=advance)
+        if as_json:
+            print_json({"rows": rows, "output": str(output)})
+        else:
+            console.print(f"{rows:,} rows -> {output}", highlight=False)
+        return
+    assert text is not None
+    record = context.store.resolve(model)
+    engine = context.store.load(record)
+    prediction = engine.predictions([text], top_k=top_k)[0]
+    if as_json:
+        print_json({"model": record.name, "model_version": record.version, **_prediction_dict(prediction)})
+        return
+    print_table(
+        f"{record.name} {record.version} -> {', '.join(prediction.predicted) or '(none)'}",
+        ["label", "score"],
+        [(s.label, f"{s.score:.4f}") for s in prediction.labels],
+    )
+
+
+def _prediction_dict(prediction: Any) -> dict[str, Any]:
+    return {
+        "labels": [{"label": s.label, "score": s.score} for s in prediction.labels],
+        "predicted": prediction.predicted,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; any `LabelwiseError` or file problem becomes one line on stderr and exit code 1."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except LabelwiseError as exc:
+        fail(exc.message)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        fail(f"{exc.strerror}: {exc.filename}")
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

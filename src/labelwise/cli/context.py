@@ -1,0 +1,39 @@
+"""The CLI's composition root: builds the concrete storage, store and services from Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from labelwise.config import Settings
+from labelwise.registry.store import ModelStore
+from labelwise.services.keys import KeyService
+from labelwise.services.training import ModelService
+from labelwise.storage.db import Database
+from labelwise.storage.repositories import KeyRepository, ModelRepository
+
+
+@dataclass
+class Context:
+    """Lazily built services for one CLI invocation (a command that needs no database opens none)."""
+
+    settings: Settings
+
+    @cached_property
+    def db(self) -> Database:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(self.settings.resolved_database_url())
+        db.migrate()
+        return db
+
+    @cached_property
+    def store(self) -> ModelStore:
+        return ModelStore(self.settings.models_dir, ModelRepository(self.db))
+
+    @cached_property
+    def models(self) -> ModelService:
+        return ModelService(self.store)
+
+    @cached_property
+    def keys(self) -> KeyService:
+        return KeyService(KeyRepository(self.db))
