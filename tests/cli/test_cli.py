@@ -144,7 +144,7 @@ def test_bad_input_is_one_line_and_exit_1(
 ) -> None:
     path = tmp_path / "data.csv"
     path.write_text(content)
-    code, out, err = run("train", str(path), *args)
+    code, _, err = run("train", str(path), *args)
     assert code == 1
     assert message in err
     assert "Traceback" not in err
