@@ -70,7 +70,7 @@ def hash_key(key: str) -> str:
 
 def split_key(key: str) -> str | None:
     """The public prefix of a well-formed key, or None."""
-    parts = key.split("_")
+    parts = key.split("_", 2)  # the secret itself may contain "_" (URL-safe base64)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != _PREFIX_LEN or not parts[2]:
         return None
     return parts[1]

@@ -1,0 +1,119 @@
+"""The composition root of the HTTP server: `create_app(settings)` builds and wires every concrete class."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from labelwise import __version__
+from labelwise.api.auth import PUBLIC_PATHS, AuthMiddleware, KeyVerifier
+from labelwise.api.deps import AppServices
+from labelwise.api.errors import install_error_handlers
+from labelwise.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from labelwise.api.routes import classify, health, models
+from labelwise.config import Settings
+from labelwise.inference.cache import PredictionCache
+from labelwise.inference.manager import BatchingConfig, ModelManager
+from labelwise.registry.store import ModelStore
+from labelwise.services.classify import ClassifyLimits, ClassifyService
+from labelwise.services.keys import KeyService
+from labelwise.storage.db import Database
+from labelwise.storage.repositories import KeyRepository, ModelRepository
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """Self-hosted text classification.
+
+Authenticate with an API key as `x-api-key: KEY`, `Authorization: Bearer KEY` or `Authorization: Token KEY`.
+Errors have one shape: `{"error": {"code", "message", "param", "request_id"}}`; every response carries
+`X-Request-Id` (send your own, up to 64 characters of `A-Z a-z 0-9 . _ -`, or one is made).
+"""
+
+
+class LabelwiseAPI(FastAPI):
+    """FastAPI with an OpenAPI document that describes our auth and our 400 (not FastAPI's 422) for bad input."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema:
+            return self.openapi_schema
+        schema = get_openapi(title=self.title, version=self.version, description=self.description, routes=self.routes)
+        components = schema.setdefault("components", {})
+        components["securitySchemes"] = {
+            "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            "Bearer": {"type": "http", "scheme": "bearer"},
+        }
+        for schemas_name in ("HTTPValidationError", "ValidationError"):
+            components.get("schemas", {}).pop(schemas_name, None)
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+                if path not in PUBLIC_PATHS:
+                    operation["security"] = [{"ApiKeyHeader": []}, {"Bearer": []}]
+        self.openapi_schema = schema
+        return schema
+
+
+def create_app(
+    settings: Settings, *, migrate: bool = True, inference_threads: int = 0, key_cache_seconds: float = 5.0
+) -> FastAPI:
+    """A ready-to-serve app. Nothing connects until startup, where the schema is migrated (unless `migrate` is
+    false: the multi-worker server migrates once in the parent) and the production models start loading.
+
+    `inference_threads` > 0 runs engine calls in a thread pool instead of on the event loop (see `bench/serve.py`
+    for why the default is inline). `key_cache_seconds` bounds how long a revoked key keeps working.
+    """
+    db = Database(settings.resolved_database_url())
+    model_repo = ModelRepository(db)
+    keys = KeyService(KeyRepository(db))
+    executor = ThreadPoolExecutor(inference_threads, "labelwise-infer") if inference_threads > 0 else None
+    manager = ModelManager(
+        ModelStore(settings.models_dir, model_repo),
+        model_repo,
+        poll_seconds=settings.model_poll_seconds,
+        cache=PredictionCache(settings.cache_size),
+        batching=BatchingConfig(
+            max_size=settings.batch_max_size,
+            max_wait_ms=settings.batch_max_wait_ms,
+            queue_max=settings.queue_max,
+            executor=executor,
+        ),
+    )
+    limits = ClassifyLimits(max_text_chars=settings.max_text_chars, max_batch_texts=settings.max_batch_texts)
+    services = AppServices(
+        settings=settings,
+        db=db,
+        manager=manager,
+        classify=ClassifyService(manager, limits, default_model=settings.default_model),
+        keys=keys,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await asyncio.to_thread(db.migrate)
+        manager.start()
+        try:
+            yield
+        finally:
+            await manager.stop()
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+            db.dispose()
+
+    app = LabelwiseAPI(title="Labelwise", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = services
+    install_error_handlers(app)
+    for module in (classify, models, health):
+        app.include_router(module.router)
+    # Added innermost first: the context (request id, access log, last-resort 500) wraps auth, auth wraps the limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthMiddleware, verifier=KeyVerifier(keys, ttl_seconds=key_cache_seconds))
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,117 @@
+"""API key authentication as pure ASGI middleware, decided from the headers before any body is read.
+
+Keys are accepted as `x-api-key: KEY`, `Authorization: Bearer KEY` and `Authorization: Token KEY`. Every failure
+(missing, malformed, unknown, revoked) gets the same 401 body, so a caller learns nothing about which it was. A
+valid key without the route's scope gets 403.
+
+Verified keys are cached for a few seconds, keyed by the SHA-256 of the key, so the database is asked once per key
+per TTL instead of on every request; a revoked key therefore stops working within `ttl_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from labelwise.api.errors import UNAUTHORIZED_MESSAGE, labelwise_error_response
+from labelwise.api.middleware import header, state_of
+from labelwise.errors import Forbidden, Unauthorized
+from labelwise.services.keys import KeyService, Principal, hash_key
+from labelwise.services.keys import Scope as KeyScope
+
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+# Path prefixes and the scope they need; a path not listed needs only a valid key (the router then answers 404).
+ROUTE_SCOPES: Sequence[tuple[str, str]] = (
+    ("/v1/classify", KeyScope.CLASSIFY.value),
+    ("/v1/batch", KeyScope.CLASSIFY.value),
+    ("/v1/models", KeyScope.CLASSIFY.value),
+)
+_MAX_KEY_CHARS = 256
+_SCHEMES = (b"bearer", b"token")
+
+
+def extract_key(scope: Scope) -> str | None:
+    """The key from `x-api-key` or `Authorization: Bearer|Token`, or None when absent or malformed."""
+    raw = header(scope, b"x-api-key")
+    if raw is None:
+        authorization = header(scope, b"authorization")
+        if authorization is None:
+            return None
+        scheme, _, raw = authorization.strip().partition(b" ")
+        if scheme.lower() not in _SCHEMES:
+            return None
+    key = raw.strip()
+    if not key or len(key) > _MAX_KEY_CHARS:
+        return None
+    return key.decode("latin-1")
+
+
+def required_scope(path: str) -> str | None:
+    for prefix, scope in ROUTE_SCOPES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return scope
+    return None
+
+
+class KeyVerifier:
+    """`KeyService.verify` behind a short-lived cache; the database call runs in a thread, off the event loop."""
+
+    def __init__(self, keys: KeyService, *, ttl_seconds: float = 5.0, max_entries: int = 10_000) -> None:
+        self.keys = keys
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._cache: dict[str, tuple[Principal | None, float]] = {}
+
+    async def verify(self, key: str) -> Principal | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        principal = await asyncio.to_thread(self.keys.verify, key)
+        if len(self._cache) >= self.max_entries:
+            self._evict(now)
+        # Failures are cached too, so a client hammering with a bad key costs one query per TTL, not per request.
+        self._cache[digest] = (principal, now + self.ttl)
+        return principal
+
+    def _evict(self, now: float) -> None:
+        for digest in [d for d, (_, expires) in self._cache.items() if expires <= now]:
+            del self._cache[digest]
+        while len(self._cache) >= self.max_entries:
+            del self._cache[next(iter(self._cache))]  # oldest insertion first
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+class AuthMiddleware:
+    """Lets public paths through; otherwise needs a valid key, and the route's scope where it has one."""
+
+    def __init__(self, app: ASGIApp, *, verifier: KeyVerifier, public_paths: frozenset[str] = PUBLIC_PATHS) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.public_paths = public_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.public_paths:
+            await self.app(scope, receive, send)
+            return
+        state = state_of(scope)
+        key = extract_key(scope)
+        principal = await self.verifier.verify(key) if key is not None else None
+        if principal is None:
+            exc: Unauthorized | Forbidden = Unauthorized(UNAUTHORIZED_MESSAGE)
+            await labelwise_error_response(exc, state.get("request_id"))(scope, receive, send)
+            return
+        state["key_prefix"] = principal.prefix
+        state["principal"] = principal
+        needed = required_scope(scope["path"])
+        if needed is not None and not principal.allows(needed):
+            exc = Forbidden(f"this key lacks the {needed!r} scope that {scope['path']} needs")
+            await labelwise_error_response(exc, state.get("request_id"))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

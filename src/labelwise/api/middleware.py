@@ -1,0 +1,145 @@
+"""Pure ASGI middleware: request context and access log, and the body size limit.
+
+Pure ASGI rather than `BaseHTTPMiddleware` because these run on every request: they add no task per request, and
+they can answer before the application (or anyone) reads the body.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from labelwise.api.errors import BodyTooLarge, error_response, labelwise_error_response, send_internal_error
+from labelwise.errors import PayloadTooLarge
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("labelwise.api.access")
+
+_REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+# Fields a route may leave in `request.state` for the access log (never text or key material).
+_STATE_LOG_FIELDS = ("key_prefix", "model", "version", "texts", "queue_ms", "inference_ms")
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header `name` (lowercase), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+def state_of(scope: Scope) -> dict[str, Any]:
+    """The per-request state dict that `request.state` reads and writes."""
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (a valid `X-Request-Id` or a new one), echoes it, and logs one line per request.
+
+    It is also the last line of defence: an exception nobody handled is logged with its traceback here and answered
+    500 with a generic message, so the access log still records the request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        sent = header(scope, b"x-request-id")
+        request_id = sent.decode() if sent is not None and _REQUEST_ID_RE.fullmatch(sent) else new_request_id()
+        state = state_of(scope)
+        state["request_id"] = request_id
+        state["started"] = started
+        id_header = (b"x-request-id", request_id.encode())
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if response_started:
+                logger.error("error after the response started", extra={"request_id": request_id}, exc_info=exc)
+            else:
+                await send_internal_error(send_with_id, exc, request_id)
+        finally:
+            _log_access(scope, state, status, started)
+
+
+def _log_access(scope: Scope, state: dict[str, Any], status: int, started: float) -> None:
+    route = scope.get("route")
+    path = getattr(route, "path", None) or "(unmatched)"
+    fields: dict[str, Any] = {
+        "request_id": state.get("request_id"),
+        "method": scope.get("method"),
+        "route": path,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000.0, 3),
+    }
+    for name in _STATE_LOG_FIELDS:
+        if name in state:
+            fields[name] = state[name]
+    access_logger.info("request", extra=fields)
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over `max_bytes`: by `Content-Length` before reading anything, and by counting chunks."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = header(scope, b"content-length")
+        if declared is not None:
+            request_id = state_of(scope).get("request_id")
+            if not declared.isdigit():
+                response = error_response(
+                    400, "invalid_request", "Content-Length: not a number", param="body", request_id=request_id
+                )
+                await response(scope, receive, send)
+                return
+            if int(declared) > self.max_bytes:
+                exc = PayloadTooLarge(f"body: {int(declared):,} bytes, the limit is {self.max_bytes:,}", param="body")
+                await labelwise_error_response(exc, request_id)(scope, receive, send)
+                return
+        await self.app(scope, self._counting(receive), send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        # Content-Length may be absent (chunked) or untrue: count what actually arrives.
+        received = 0
+        limit = self.max_bytes
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return counted

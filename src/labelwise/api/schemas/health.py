@@ -1,0 +1,18 @@
+"""Bodies of `/health` and `/ready`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    """Whether this process should receive traffic, and why not."""
+
+    ready: bool
+    database: bool = Field(description="The database answered a trivial query.")
+    models_loaded: bool = Field(description="The production models were loaded (or refused) at least once.")
+    loaded: list[str] = Field(description="Model versions in memory, as `name:version`.")

@@ -1,0 +1,95 @@
+"""The classify use case: check the input against the limits, pick the model, score, rank and decide."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from labelwise.domain import ModelVersion, Prediction
+from labelwise.engines.base import rank_scores
+from labelwise.errors import InputTooLong, InvalidRequest, ModelNotFound
+from labelwise.inference.batcher import Timing
+from labelwise.inference.manager import ModelManager
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """Predictions in input order, the version that made them, and where the time went."""
+
+    predictions: list[Prediction]
+    model: ModelVersion
+    timing: Timing
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyLimits:
+    max_text_chars: int
+    max_batch_texts: int
+
+
+class ClassifyService:
+    """Classifies texts with a named model, or the default one, through the model manager."""
+
+    def __init__(self, manager: ModelManager, limits: ClassifyLimits, *, default_model: str | None = None) -> None:
+        self.manager = manager
+        self.limits = limits
+        self.default_model = default_model
+
+    async def classify(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        top_k: int | None = 3,
+        threshold: float = 0.0,
+        single: bool = False,
+    ) -> Classification:
+        """Scores for each text: the `top_k` best labels at or over `threshold`, and the model's own decision.
+
+        Error messages name the field as the native API does: `text` when `single`, else `texts` and `texts[i]`.
+        """
+        self.check_texts(texts, single=single)
+        loaded = await self.manager.get(self.model_ref(model))
+        proba, timing = await loaded.predict_proba(texts)
+        engine = loaded.engine
+        classes = engine.classes_
+        decided = engine.decide(proba)
+        predictions = [
+            Prediction(rank_scores(classes, row, top_k=top_k, threshold=threshold), labels)
+            for row, labels in zip(proba, decided, strict=True)
+        ]
+        return Classification(predictions, loaded.record, timing)
+
+    def check_texts(self, texts: Sequence[str], *, single: bool = False) -> None:
+        """`InvalidRequest` naming the field for an empty or oversized batch, or an empty or too long text."""
+        param = "text" if single else "texts"
+        limit = self.limits.max_batch_texts
+        if len(texts) > limit:
+            raise InvalidRequest(f"{param}: {len(texts):,} texts, the limit is {limit:,}", param=param)
+        if not texts:
+            raise InvalidRequest(f"{param}: at least one text is needed", param=param)
+        max_chars = self.limits.max_text_chars
+        for i, text in enumerate(texts):
+            name = param if single else f"{param}[{i}]"
+            if len(text) > max_chars:
+                raise InputTooLong(
+                    f"{name}: {len(text):,} characters, the limit is {max_chars:,}", param=name, limit=max_chars
+                )
+            if not text:
+                raise InvalidRequest(f"{name}: must not be empty", param=name)
+
+    def model_ref(self, model: str | None) -> str:
+        """The reference to use: the one given, else the configured default, else the only model there is."""
+        if model:
+            return model
+        if self.default_model:
+            return self.default_model
+        names = sorted(self.manager.models())
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise ModelNotFound("model: no model has been published yet; train one first", param="model")
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        raise InvalidRequest(
+            f"model: {len(names)} models exist and no default is configured; name one of {shown}", param="model"
+        )

@@ -1,0 +1,119 @@
+"""Auth middleware: header forms, one identical 401 for every failure, 403 for scope, public paths, key cache."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+
+from labelwise.api.auth import KeyVerifier
+from labelwise.api.errors import UNAUTHORIZED_MESSAGE
+from labelwise.api.schemas.errors import ErrorResponse
+from labelwise.config import Settings
+from labelwise.services.keys import KeyService
+from tests.api.serving_fakes import Fixture, Running, started
+
+pytestmark = pytest.mark.anyio
+
+BODY = {"text": "my card is late"}
+
+
+@pytest.mark.parametrize(
+    "form", ["x-api-key", "Bearer", "Token", "bearer-lowercase"], ids=lambda f: f.replace(" ", "-")
+)
+async def test_each_header_form_is_accepted(running: Running, key: str, form: str) -> None:
+    headers = {
+        "x-api-key": {"x-api-key": key},
+        "Bearer": {"Authorization": f"Bearer {key}"},
+        "Token": {"Authorization": f"Token {key}"},
+        "bearer-lowercase": {"Authorization": f"bearer {key}"},
+    }[form]
+    r = await running.client.post("/v1/classify", json=BODY, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+async def test_every_auth_failure_gets_the_same_401(running: Running, fx: Fixture) -> None:
+    revoked = fx.key()
+    fx.keys.revoke(revoked)
+    unknown = "lw_00000000_" + "x" * 32
+    cases = {
+        "missing": {},
+        "empty": {"x-api-key": ""},
+        "malformed": {"x-api-key": "not-a-key"},
+        "wrong-scheme": {"Authorization": f"Basic {unknown}"},
+        "scheme-only": {"Authorization": "Bearer"},
+        "unknown": {"Authorization": f"Bearer {unknown}"},
+        "revoked": {"x-api-key": revoked},
+        "too-long": {"x-api-key": "lw_" + "a" * 5000},
+    }
+    bodies = set()
+    for name, headers in cases.items():
+        r = await running.client.post("/v1/classify", json=BODY, headers={**headers, "X-Request-Id": "same"})
+        assert r.status_code == 401, name
+        assert r.headers["www-authenticate"] == "Bearer", name
+        error = ErrorResponse.model_validate(r.json()).error
+        assert (error.code, error.message) == ("unauthorized", UNAUTHORIZED_MESSAGE)
+        bodies.add(r.content)
+    assert len(bodies) == 1
+
+
+async def test_missing_scope_is_403(running: Running, fx: Fixture) -> None:
+    trainer = fx.key("train")
+    for method, path in [("POST", "/v1/classify"), ("POST", "/v1/batch"), ("GET", "/v1/models")]:
+        r = await running.client.request(method, path, json=BODY, headers={"x-api-key": trainer})
+        assert r.status_code == 403, path
+        assert ErrorResponse.model_validate(r.json()).error.code == "forbidden"
+    admin = fx.key("admin")
+    r = await running.client.post("/v1/classify", json=BODY, headers={"x-api-key": admin})
+    assert r.status_code == 200
+
+
+async def test_public_paths_need_no_key(running: Running) -> None:
+    for path in ("/health", "/ready", "/openapi.json", "/docs"):
+        r = await running.client.get(path)
+        assert r.status_code == 200, path
+    r = await running.client.get("/v1/models")
+    assert r.status_code == 401
+
+
+async def test_unknown_paths_need_a_key_before_404(running: Running, key: str) -> None:
+    assert (await running.client.get("/admin/secret")).status_code == 401
+    assert (await running.client.get("/admin/secret", headers={"x-api-key": key})).status_code == 404
+
+
+async def test_revoked_key_stops_working_within_the_cache_ttl(settings: Settings, fx: Fixture) -> None:
+    fx.publish()
+    key = fx.key()
+    async with started(settings, key_cache_seconds=0.3) as app:
+        headers = {"x-api-key": key}
+        assert (await app.client.post("/v1/classify", json=BODY, headers=headers)).status_code == 200
+        fx.keys.revoke(key)
+        deadline = time.monotonic() + 5
+        while (await app.client.post("/v1/classify", json=BODY, headers=headers)).status_code == 200:
+            assert time.monotonic() < deadline, "revoked key still accepted"
+            await anyio.sleep(0.05)
+
+
+class CountingKeys(KeyService):
+    def __init__(self, inner: KeyService) -> None:
+        super().__init__(inner.repo)
+        self.count = 0
+
+    def verify(self, key: str):  # type: ignore[no-untyped-def]
+        self.count += 1
+        return super().verify(key)
+
+
+async def test_verified_keys_are_cached(fx: Fixture) -> None:
+    key = fx.key()
+    keys = CountingKeys(fx.keys)
+    verifier = KeyVerifier(keys, ttl_seconds=60)
+    for _ in range(5):
+        assert await verifier.verify(key) is not None
+        assert await verifier.verify("lw_00000000_nope") is None
+    assert keys.count == 2
+    small = KeyVerifier(keys, ttl_seconds=60, max_entries=3)
+    for i in range(10):
+        await small.verify(f"lw_0000000{i}_nope")
+    assert len(small._cache) <= 3
