@@ -1,0 +1,227 @@
+"""TF-IDF features over word and character n-grams, computed in plain Python and NumPy.
+
+We do not use scikit-learn's `TfidfVectorizer` at prediction time: its input validation costs more than the
+arithmetic for one short text, and rebuilding it on load ties the artifact to private attributes. Fit and
+predict share `rows`, so training features and serving features are identical by construction.
+
+The feature vector is two blocks, word n-grams and character n-grams inside word boundaries, each with
+sublinear term frequency, smoothed idf and its own L2 normalization (so neither block drowns the other).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+
+
+class CsrParts(NamedTuple):
+    """A CSR matrix as its three arrays, before (or instead of) building a scipy matrix."""
+
+    values: NDArray[np.floating[Any]]
+    indices: IntArray
+    indptr: IntArray
+
+
+_TOKEN = re.compile(r"\w+")
+# Sentence boundary markers cannot collide with tokens: `\w+` never matches "<" or ">".
+_BOS, _EOS = "<s>", "</s>"
+_WORD_CACHE = 1 << 15
+
+
+@dataclass(frozen=True, slots=True)
+class TfidfConfig:
+    """How text becomes features; JSON-able through `to_dict`/`from_dict`."""
+
+    word_ngrams: int = 2
+    char_ngrams: tuple[int, int] = (2, 5)
+    word_min_df: int = 1
+    char_min_df: int = 2
+    max_features: int = 300_000
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "word_ngrams": self.word_ngrams,
+            "char_ngrams": list(self.char_ngrams),
+            "word_min_df": self.word_min_df,
+            "char_min_df": self.char_min_df,
+            "max_features": self.max_features,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TfidfConfig:
+        lo, hi = data["char_ngrams"]
+        return cls(
+            word_ngrams=int(data["word_ngrams"]),
+            char_ngrams=(int(lo), int(hi)),
+            word_min_df=int(data["word_min_df"]),
+            char_min_df=int(data["char_min_df"]),
+            max_features=int(data["max_features"]),
+        )
+
+
+def word_grams(lowered: str, max_n: int) -> list[str]:
+    """Word unigrams plus 2..max_n-grams over the tokens padded with sentence boundary markers.
+
+    The markers turn "what is" at the start of a question into its own feature, which matters for short texts
+    such as questions and intents where the first words carry the class.
+    """
+    tokens = _TOKEN.findall(lowered)
+    grams = list(tokens)
+    if max_n >= 2:
+        padded = [_BOS, *tokens, _EOS]
+        for n in range(2, max_n + 1):
+            grams.extend(" ".join(padded[i : i + n]) for i in range(len(padded) - n + 1))
+    return grams
+
+
+def char_grams(lowered: str, lo: int, hi: int) -> list[str]:
+    """Character lo..hi-grams of each whitespace-separated word padded with one space on each side.
+
+    A word shorter than n contributes itself once (as scikit-learn's `char_wb` does), not n copies.
+    """
+    grams: list[str] = []
+    for word in lowered.split():
+        padded = f" {word} "
+        size = len(padded)
+        for n in range(lo, hi + 1):
+            if size <= n:
+                grams.append(padded)
+                break
+            grams.extend([padded[i : i + n] for i in range(size - n + 1)])
+    return grams
+
+
+class TfidfFeaturizer:
+    """Learned vocabularies and idf weights; turns texts into L2-normalized TF-IDF rows."""
+
+    def __init__(self, config: TfidfConfig, word_vocab: list[str], char_vocab: list[str], idf: FloatArray) -> None:
+        if len(idf) != len(word_vocab) + len(char_vocab):
+            raise ValueError("idf length differs from the vocabulary size")
+        self.config = config
+        self.word_vocab = word_vocab
+        self.char_vocab = char_vocab
+        self.idf = idf
+        self._n_word = len(word_vocab)
+        self._word_index = {gram: i for i, gram in enumerate(word_vocab)}
+        self._char_index = {gram: i for i, gram in enumerate(char_vocab)}
+        # Per-word cache of character feature ids: most words of a text were seen before, and cutting a word
+        # into grams and looking them up is most of the cost of a row. lru_cache is thread-safe.
+        self._char_ids = functools.lru_cache(maxsize=_WORD_CACHE)(self._char_ids_uncached)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.idf)
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], config: TfidfConfig) -> TfidfFeaturizer:
+        """Learn vocabularies (minimum document frequency, at most `max_features` by frequency) and idf."""
+        word_df: Counter[str] = Counter()
+        char_df: Counter[str] = Counter()
+        lo, hi = config.char_ngrams
+        # Words repeat across documents (Zipf), so each distinct word is cut into grams only once.
+        grams_of: dict[str, frozenset[str]] = {}
+        for text in texts:
+            lowered = text.lower()
+            word_df.update(set(word_grams(lowered, config.word_ngrams)))
+            doc: set[str] = set()
+            for word in lowered.split():
+                grams = grams_of.get(word)
+                if grams is None:
+                    grams = grams_of[word] = frozenset(char_grams(word, lo, hi))
+                doc.update(grams)
+            char_df.update(doc)
+        words = _select(word_df, config.word_min_df)
+        chars = _select(char_df, config.char_min_df)
+        words, chars = _cap(words, chars, word_df, char_df, config.max_features)
+        n_docs = len(texts)
+        df = np.array([word_df[g] for g in words] + [char_df[g] for g in chars], dtype=np.float64)
+        # Smoothed idf as in scikit-learn: as if one extra document contained every term once.
+        idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+        return cls(config, words, chars, idf)
+
+    def ids(self, text: str) -> list[int]:
+        """Feature ids of every n-gram occurrence in `text` that is in the vocabulary (repeats kept)."""
+        lowered = text.lower()
+        get = self._word_index.get
+        found = [j for g in word_grams(lowered, self.config.word_ngrams) if (j := get(g)) is not None]
+        for word in lowered.split():
+            found.extend(self._char_ids(word))
+        return found
+
+    def _char_ids_uncached(self, word: str) -> tuple[int, ...]:
+        lo, hi = self.config.char_ngrams
+        get = self._char_index.get
+        offset = self._n_word
+        return tuple(j + offset for g in char_grams(word, lo, hi) if (j := get(g)) is not None)
+
+    def rows(self, texts: Sequence[str], dtype: type[np.floating[Any]] = np.float64) -> CsrParts:
+        """CSR parts (values, column indices, row pointers) of the TF-IDF rows of `texts`.
+
+        Only collecting n-gram ids is per text; counting, weighting and normalizing run once over the whole
+        batch, which is what makes batches cheap. Within a row, columns are sorted.
+        """
+        ids: list[int] = []
+        lengths: list[int] = []
+        for text in texts:
+            found = self.ids(text)
+            ids.extend(found)
+            lengths.append(len(found))
+        n_rows, n_cols = len(lengths), self.n_features
+        rows = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
+        # One sort counts repeats per (row, feature) and leaves the entries in CSR order.
+        keys, counts = np.unique(rows * n_cols + np.array(ids, dtype=np.int64), return_counts=True)
+        row_of, column = np.divmod(keys, n_cols)
+        values = (1.0 + np.log(counts)) * self.idf[column]
+        # Each block (words, characters) of each row gets its own L2 norm.
+        block = 2 * row_of + (column >= self._n_word)
+        norms = np.sqrt(np.bincount(block, weights=values * values, minlength=2 * n_rows))
+        values = values / norms[block]
+        indptr = np.searchsorted(row_of, np.arange(n_rows + 1, dtype=np.int64))
+        return CsrParts(values.astype(dtype, copy=False), column, indptr)
+
+    def transform(self, texts: Sequence[str], dtype: type[np.floating[Any]] = np.float64) -> sparse.csr_matrix:
+        """A CSR matrix with one L2-normalized TF-IDF row per text."""
+        parts = self.rows(texts, dtype)
+        return sparse.csr_matrix((parts.values, parts.indices, parts.indptr), shape=(len(texts), self.n_features))
+
+    def vocabulary_json(self) -> dict[str, Any]:
+        """The vocabularies as JSON lists ordered by feature index, plus the config."""
+        return {"config": self.config.to_dict(), "word": self.word_vocab, "char": self.char_vocab}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], idf: FloatArray) -> TfidfFeaturizer:
+        """Rebuild from `vocabulary_json()` output and the saved idf array."""
+        words = data["word"]
+        chars = data["char"]
+        if not isinstance(words, list) or not isinstance(chars, list):
+            raise ValueError("vocabulary lists are missing")
+        return cls(TfidfConfig.from_dict(data["config"]), words, chars, np.asarray(idf, dtype=np.float64))
+
+
+def _select(df: Counter[str], min_df: int) -> list[str]:
+    return sorted(gram for gram, count in df.items() if count >= min_df)
+
+
+def _cap(
+    words: list[str], chars: list[str], word_df: Counter[str], char_df: Counter[str], limit: int
+) -> tuple[list[str], list[str]]:
+    """Keep the `limit` most frequent grams over both blocks (ties broken by the gram, for determinism)."""
+    if len(words) + len(chars) <= limit:
+        return words, chars
+    ranked = sorted(
+        [(-word_df[g], 0, g) for g in words] + [(-char_df[g], 1, g) for g in chars],
+    )[:limit]
+    kept_words = sorted(g for _, block, g in ranked if block == 0)
+    kept_chars = sorted(g for _, block, g in ranked if block == 1)
+    return kept_words, kept_chars

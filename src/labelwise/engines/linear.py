@@ -1,0 +1,389 @@
+"""The `linear` engine: TF-IDF word and character n-grams, a linear SVM, calibrated probabilities.
+
+Fit: features are learned on the training rows; the regularization C is chosen on the validation rows from a
+small grid; the validation scores of the chosen model pick and fit the calibration method (see
+`training.calibration`) and, for multi-label models, the per-label thresholds. The model is then refitted on
+training plus validation rows with the chosen C (more data, same calibration and thresholds): measured +0.3
+to +0.6 points of test accuracy on sst2, trec, banking77 and emotion at equal or lower ECE, and no change on
+goemotions (bench/README.md).
+
+Serving reads arrays and JSON only and needs neither scikit-learn nor scipy.optimize: a text's n-gram ids come
+from dictionaries (with a per-word cache), a batch becomes one sparse matrix product, a single text a gather of
+its weight rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+
+from labelwise.domain import LabeledTexts, TaskType
+from labelwise.engines._linear_fit import average_precision_macro, train_linear
+from labelwise.engines._tfidf import TfidfConfig, TfidfFeaturizer
+from labelwise.engines.base import Engine, FloatArray, ProgressCallback
+from labelwise.errors import DataError, ModelLoadError
+from labelwise.training.calibration import (
+    METHODS,
+    Calibrator,
+    Selection,
+    TemperatureCalibrator,
+    calibrator_from_dict,
+    select_calibrator,
+    tune_thresholds,
+)
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """Everything predict needs; replaced as a whole, never mutated, so concurrent predicts are safe."""
+
+    featurizer: TfidfFeaturizer
+    coef: NDArray[np.float32]  # (n_features, n_classes): a text's rows are gathered by feature index
+    intercept: FloatArray
+    calibrator: Calibrator
+
+
+class LinearEngine(Engine):
+    """TF-IDF n-grams and a class-weighted linear SVM with calibrated probabilities (see module docstring)."""
+
+    name = "linear"
+
+    def __init__(
+        self,
+        *,
+        c_grid: Sequence[float] = (0.1, 0.3, 1.0, 3.0),
+        word_ngrams: int = 2,
+        char_ngrams: tuple[int, int] = (2, 5),
+        word_min_df: int = 1,
+        char_min_df: int = 2,
+        max_features: int = 300_000,
+        calibration: Sequence[str] = METHODS,
+        select_by: str = "accuracy",
+        refit: bool = True,
+        min_threshold_positives: int = 5,
+        seed: int = 13,
+    ) -> None:
+        self.c_grid = tuple(float(c) for c in c_grid)
+        self.word_ngrams = word_ngrams
+        self.char_ngrams = (int(char_ngrams[0]), int(char_ngrams[1]))
+        self.word_min_df = word_min_df
+        self.char_min_df = char_min_df
+        self.max_features = max_features
+        self.calibration = tuple(calibration)
+        self.select_by = select_by
+        self.refit = refit
+        self.min_threshold_positives = min_threshold_positives
+        self.seed = seed
+
+    # Fit ------------------------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        train: LabeledTexts,
+        validation: LabeledTexts,
+        *,
+        multi_label: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Self:
+        """Learn features and weights from `train`; choose C, calibration and thresholds on `validation`."""
+        self._check_hyperparameters()
+        started = time.perf_counter()
+        step = progress or _silent
+        task = TaskType.MULTI_LABEL if multi_label else TaskType.SINGLE_LABEL
+        classes = _classes(train, task)
+        y_train = _indicator(train.labels, classes)
+        val_texts, y_val = _validation_rows(validation, classes, task)
+
+        step("building features", 0.0)
+        featurizer = TfidfFeaturizer.fit(train.texts, self._tfidf_config())
+        x_train = featurizer.transform(train.texts)
+        x_val = featurizer.transform(val_texts)
+        grid, chosen_c, coef, intercept = self._search_c(x_train, y_train, x_val, y_val, task, step)
+        val_scores = _scores_of(x_val, coef, intercept)
+
+        step("calibrating", 0.75)
+        selection = select_calibrator(val_scores, y_val, task, methods=self.calibration, seed=self.seed)
+        thresholds = None
+        if task is TaskType.MULTI_LABEL:
+            step("tuning thresholds", 0.8)
+            val_proba = selection.calibrator.transform(val_scores)
+            thresholds = tune_thresholds(val_proba, y_val, min_positives=self.min_threshold_positives)
+
+        if self.refit:
+            step("refitting on train and validation", 0.85)
+            all_texts = [*train.texts, *val_texts]
+            featurizer = TfidfFeaturizer.fit(all_texts, self._tfidf_config())
+            coef, intercept = train_linear(
+                featurizer.transform(all_texts), np.vstack([y_train, y_val]), chosen_c, task, seed=self.seed
+            )
+
+        self._model = _Model(featurizer, coef, intercept, selection.calibrator)
+        self.classes_ = classes
+        self.task_ = task
+        self.thresholds_ = thresholds
+        self.fit_info_: dict[str, Any] = {
+            "C": chosen_c,
+            "c_grid_validation": grid,
+            "selected_by": self.select_by if task is TaskType.SINGLE_LABEL else "macro_average_precision",
+            "n_features": featurizer.n_features,
+            "train_rows": len(train),
+            "validation_rows": len(val_texts),
+            "calibration": _calibration_summary(selection, task),
+            "fit_seconds": round(time.perf_counter() - started, 3),
+        }
+        step("done", 1.0)
+        logger.info("linear engine fitted", extra={k: v for k, v in self.fit_info_.items() if k != "calibration"})
+        return self
+
+    def _search_c(
+        self,
+        x_train: Any,
+        y_train: BoolArray,
+        x_val: Any,
+        y_val: BoolArray,
+        task: TaskType,
+        step: ProgressCallback,
+    ) -> tuple[dict[str, float], float, NDArray[np.float32], FloatArray]:
+        """Fit each C in increasing order, keep the best on validation; stop at the first C that is worse.
+
+        Validation quality is close to unimodal in C, and the larger C values are the slowest fits, so stopping
+        at the first decline saves most of the time on big datasets at little risk. Ties go to the smaller C
+        (stronger regularization), which generalizes at least as well.
+        """
+        grid: dict[str, float] = {}
+        best: tuple[float, float, NDArray[np.float32], FloatArray] | None = None
+        values = sorted(self.c_grid)
+        for i, c in enumerate(values):
+            step(f"fitting C={c:g}", 0.1 + 0.6 * i / len(values))
+            coef, intercept = train_linear(x_train, y_train, c, task, seed=self.seed)
+            quality = self._quality(_scores_of(x_val, coef, intercept), y_val, task)
+            grid[f"{c:g}"] = round(quality, 6)
+            if best is not None and quality < best[0] - 1e-12:
+                break
+            if best is None or quality > best[0] + 1e-12:
+                best = (quality, c, coef, intercept)
+        if best is None:
+            raise DataError("c_grid: give at least one positive C", param="c_grid")
+        return grid, best[1], best[2], best[3]
+
+    def _check_hyperparameters(self) -> None:
+        if not self.c_grid or min(self.c_grid) <= 0:
+            raise DataError("c_grid: give at least one positive C", param="c_grid")
+        if self.select_by not in ("accuracy", "log_loss"):
+            raise DataError("select_by: choose 'accuracy' or 'log_loss'", param="select_by")
+        unknown = [m for m in self.calibration if m not in METHODS]
+        if unknown or not self.calibration:
+            raise DataError(f"calibration: choose among {', '.join(METHODS)}", param="calibration")
+
+    def _tfidf_config(self) -> TfidfConfig:
+        return TfidfConfig(
+            word_ngrams=self.word_ngrams,
+            char_ngrams=self.char_ngrams,
+            word_min_df=self.word_min_df,
+            char_min_df=self.char_min_df,
+            max_features=self.max_features,
+        )
+
+    def _quality(self, scores: FloatArray, targets: BoolArray, task: TaskType) -> float:
+        """Higher is better: validation accuracy or negative log-loss after temperature scaling; macro AP."""
+        if task is TaskType.MULTI_LABEL:
+            return average_precision_macro(scores, targets)
+        if self.select_by == "log_loss":
+            cal = select_calibrator(scores, targets, task, methods=("temperature",))
+            proba = cal.calibrator.transform(scores)
+            return float(np.mean(np.log(np.maximum(proba[targets], 1e-12))))
+        return float(targets[np.arange(len(scores)), np.argmax(scores, axis=1)].mean())
+
+    # Predict --------------------------------------------------------------------------------------------
+
+    def predict_proba(self, texts: Sequence[str]) -> FloatArray:
+        """Calibrated probabilities, one row per text, one column per entry of `classes_`.
+
+        Scores are float32 sums; a batch and the same texts one by one agree to about 1e-6 (the summation
+        order of a sparse product and a dense one differ), far below any decision that depends on them.
+        """
+        self.check_fitted()
+        if isinstance(texts, str):
+            raise TypeError("predict_proba takes a sequence of texts, not one string")
+        model = self._model
+        parts = model.featurizer.rows(texts, np.float32)
+        if len(texts) == 1:
+            # One text: gathering its weight rows beats building a sparse matrix several times over.
+            raw = (parts.values @ model.coef[parts.indices])[np.newaxis, :]
+        else:
+            shape = (len(texts), model.featurizer.n_features)
+            raw = sparse.csr_matrix((parts.values, parts.indices, parts.indptr), shape=shape) @ model.coef
+        scores = np.asarray(raw, dtype=np.float64) + model.intercept
+        return model.calibrator.transform(scores)
+
+    # Persistence ------------------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write `model.json`, `vocabulary.json` and the arrays `idf.npy`, `coef.npy`, `intercept.npy`."""
+        self.check_fitted()
+        model = self._model
+        meta = {
+            "engine": self.name,
+            "format": FORMAT_VERSION,
+            "task": self.task_.value,
+            "classes": self.classes_,
+            "thresholds": None if self.thresholds_ is None else self.thresholds_.tolist(),
+            "calibration": model.calibrator.to_dict(),
+            "hyperparameters": self._hyperparameters(),
+            "fit_info": self.fit_info_,
+        }
+        (directory / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+        # ensure_ascii keeps n-grams that hold lone surrogates (possible in any Python str) writable as UTF-8.
+        vocabulary = model.featurizer.vocabulary_json()
+        (directory / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=True), encoding="ascii")
+        np.save(directory / "idf.npy", model.featurizer.idf, allow_pickle=False)
+        np.save(directory / "coef.npy", model.coef, allow_pickle=False)
+        np.save(directory / "intercept.npy", model.intercept, allow_pickle=False)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        """Read a model written by `save`; `ModelLoadError` when a file is missing, malformed or inconsistent."""
+        try:
+            meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+            if meta.get("engine") != cls.name or meta.get("format") != FORMAT_VERSION:
+                raise ValueError(f"not a linear model of format {FORMAT_VERSION}")
+            engine = cls(**_hyperparameters_from_json(meta["hyperparameters"]))
+            vocabulary = json.loads((directory / "vocabulary.json").read_text(encoding="ascii"))
+            idf = np.load(directory / "idf.npy", allow_pickle=False)
+            featurizer = TfidfFeaturizer.from_json(vocabulary, idf)
+            coef = np.load(directory / "coef.npy", allow_pickle=False)
+            intercept = np.load(directory / "intercept.npy", allow_pickle=False)
+            classes = [str(label) for label in meta["classes"]]
+            thresholds = meta["thresholds"]
+            _check_shapes(coef, intercept, featurizer.n_features, len(classes), thresholds)
+            model = _Model(featurizer, coef, intercept, calibrator_from_dict(meta["calibration"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"cannot load linear model from {directory.name}: {exc}") from exc
+        engine._model = model
+        engine.classes_ = classes
+        engine.task_ = TaskType(meta["task"])
+        engine.thresholds_ = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+        engine.fit_info_ = dict(meta.get("fit_info") or {})
+        return engine
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters, plus after fit the chosen C, calibration method and its measurements."""
+        params = self._hyperparameters()
+        if self.is_fitted():
+            params.update(self.fit_info_)
+        return params
+
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {
+            "c_grid": list(self.c_grid),
+            "word_ngrams": self.word_ngrams,
+            "char_ngrams": list(self.char_ngrams),
+            "word_min_df": self.word_min_df,
+            "char_min_df": self.char_min_df,
+            "max_features": self.max_features,
+            "calibration_methods": list(self.calibration),
+            "select_by": self.select_by,
+            "refit": self.refit,
+            "min_threshold_positives": self.min_threshold_positives,
+            "seed": self.seed,
+        }
+
+
+# Helpers ------------------------------------------------------------------------------------------------
+
+
+def _silent(step: str, fraction: float) -> None:
+    """The progress callback used when the caller gives none."""
+
+
+def _scores_of(x: Any, coef: NDArray[np.float32], intercept: FloatArray) -> FloatArray:
+    out: FloatArray = np.asarray(x @ coef, dtype=np.float64) + intercept
+    return out
+
+
+def _classes(train: LabeledTexts, task: TaskType) -> list[str]:
+    """Sorted label names of the training rows; `DataError` for data no classifier can learn from."""
+    if len(train) == 0:
+        raise DataError("train: no rows", param="train")
+    if task is TaskType.SINGLE_LABEL:
+        for i, labels in enumerate(train.labels):
+            if len(labels) != 1:
+                raise DataError(
+                    f"train row {i + 1}: a single-label row needs exactly one label, found {len(labels)}",
+                    param="train",
+                )
+    classes = sorted({label for labels in train.labels for label in labels})
+    if task is TaskType.SINGLE_LABEL and len(classes) < 2:
+        raise DataError(f"train: a classifier needs at least 2 labels, found {len(classes)}", param="train")
+    if not classes:
+        raise DataError("train: no row has a label", param="train")
+    return classes
+
+
+def _indicator(labels: Sequence[tuple[str, ...]], classes: list[str]) -> BoolArray:
+    position = {label: j for j, label in enumerate(classes)}
+    out = np.zeros((len(labels), len(classes)), dtype=bool)
+    for i, row in enumerate(labels):
+        for label in row:
+            j = position.get(label)
+            if j is not None:
+                out[i, j] = True
+    return out
+
+
+def _validation_rows(validation: LabeledTexts, classes: list[str], task: TaskType) -> tuple[list[str], BoolArray]:
+    """Validation texts and gold indicators; single-label rows whose label is not in train are dropped."""
+    targets = _indicator(validation.labels, classes)
+    keep = np.ones(len(validation), dtype=bool)
+    if task is TaskType.SINGLE_LABEL:
+        keep = targets.sum(axis=1) == 1
+        dropped = int((~keep).sum())
+        if dropped:
+            logger.warning("validation rows with labels unknown to train dropped", extra={"rows": dropped})
+    texts = [t for t, k in zip(validation.texts, keep, strict=True) if k]
+    if not texts:
+        raise DataError("validation: no rows with a label seen in train", param="validation")
+    return texts, targets[keep]
+
+
+def _calibration_summary(selection: Selection, task: TaskType) -> dict[str, Any]:
+    """The chosen method, its one-number parameter if it has one, and the cross-fitted measurements."""
+    calibrator = selection.calibrator
+    summary: dict[str, Any] = {"method": calibrator.method, "reason": selection.reason}
+    if isinstance(calibrator, TemperatureCalibrator):
+        summary["temperature"] = calibrator.temperature
+    summary["cv_ece"] = {method: round(value, 5) for method, value in selection.ece.items()}
+    if task is TaskType.SINGLE_LABEL:
+        summary["cv_accuracy"] = {method: round(value, 5) for method, value in selection.accuracy.items()}
+    return summary
+
+
+def _hyperparameters_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    params = dict(data)
+    params["c_grid"] = tuple(params["c_grid"])
+    params["char_ngrams"] = tuple(params["char_ngrams"])
+    params["calibration"] = tuple(params.pop("calibration_methods"))
+    return params
+
+
+def _check_shapes(
+    coef: NDArray[Any], intercept: NDArray[Any], n_features: int, n_classes: int, thresholds: Any
+) -> None:
+    if coef.shape != (n_features, n_classes) or intercept.shape != (n_classes,):
+        raise ValueError(f"weights of shape {coef.shape} do not match {n_features} features, {n_classes} labels")
+    if thresholds is not None and len(thresholds) != n_classes:
+        raise ValueError("thresholds do not match the labels")
