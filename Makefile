@@ -10,6 +10,12 @@ export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
 
 .PHONY: install serve test lint typecheck unit bench-accuracy bench-serve clean
 
+# Browser tests drive Debian's headless Chromium; install it when missing and we may (root with apt-get).
+/usr/bin/chromedriver:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "note: chromium and chromium-driver are not installed; browser tests will not run"; fi
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -29,7 +35,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) /usr/bin/chromedriver
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -9,6 +9,14 @@ Reported: requests/s, p50 and p99 latency, texts/s; and for Labelwise, process s
 
     .venv/bin/python bench/serve.py                 # about 2 minutes
     .venv/bin/python bench/serve.py --seconds 5     # quicker, noisier
+    .venv/bin/python bench/serve.py --limits off,memory,redis,redis+credits --no-tutorial   # cost of limits
+
+`--limits` runs Labelwise once per mode: `off` (no rate limit, unlimited credits: the default), `memory` (every
+request counted against a per-key moving window in process memory), `redis` (the same window in Redis,
+$LABELWISE_BENCH_REDIS_URL or redis://127.0.0.1:6379/14), and `+credits` (the key also has a balance, so every
+request is debited in the database). The limit (`--rate-limit`, default 10000/second) is never reached: what is
+measured is the cost of counting, not of refusing. `--overhead` times the same steps in process, without HTTP or
+wrk (best of 5 rounds): far less noisy than the end-to-end numbers on a shared machine.
 
 The tutorial app needs its own virtualenv (made at /tmp/tutorial-app when missing, as its README says). The
 Labelwise model is trained with the product's Python API (`labelwise.data.load_dataset`, the `linear` engine,
@@ -18,6 +26,7 @@ Labelwise model is trained with the product's Python API (`labelwise.data.load_d
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import json
 import os
@@ -29,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,13 +102,15 @@ def train_tutorial(work: Path) -> Path:
     return artifacts
 
 
-def train_labelwise(data_dir: Path) -> str:
-    """Train the linear engine on banking77 with the product's API, publish it, and return a new API key."""
+def train_labelwise(
+    data_dir: Path, modes: tuple[str, ...] = ("off",), rate_limit: str = "10000/second"
+) -> dict[str, str]:
+    """Train the linear engine on banking77 with the product's API, publish it, and return an API key per mode."""
     from labelwise.config import Settings
     from labelwise.data import load_dataset
     from labelwise.engines.factory import create_engine
     from labelwise.registry.store import ModelStore
-    from labelwise.services.keys import KeyService
+    from labelwise.services.keys import KeyChanges, KeyService
     from labelwise.storage.db import Database
     from labelwise.storage.repositories import KeyRepository, ModelRepository
 
@@ -112,9 +123,17 @@ def train_labelwise(data_dir: Path) -> str:
         "banking77", engine, metrics={}, data={"sha256": dataset.data_sha256}
     )
     keys = KeyService(KeyRepository(db))
-    key, _ = keys.create("bench", ["classify"])
+    out = {}
+    for mode in modes:
+        limited, metered = mode != "off", mode.endswith("+credits")
+        settings = KeyChanges(rate_limit=rate_limit if limited else None, credits=10**15 if metered else None)
+        out[mode] = keys.create(f"bench-{mode}", ["classify"], settings=settings)[0]
     db.dispose()
-    return key
+    return out
+
+
+REDIS_URL = os.environ.get("LABELWISE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+MODES = ("off", "memory", "redis", "memory+credits", "redis+credits")
 
 
 # Servers -------------------------------------------------------------------------------------------------------
@@ -152,9 +171,11 @@ def running(command: list[str], env: dict[str, str], ready_url: str, cwd: Path |
             process.wait()
 
 
-def labelwise_command(port: int, data_dir: Path) -> tuple[list[str], dict[str, str]]:
+def labelwise_command(port: int, data_dir: Path, mode: str = "off") -> tuple[list[str], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWISE_")}
     env |= {"LABELWISE_DATA_DIR": str(data_dir), "LABELWISE_PORT": str(port), "LABELWISE_LOG_LEVEL": "WARNING"}
+    if mode.startswith("redis"):
+        env |= {"LABELWISE_REDIS_URL": REDIS_URL, "LABELWISE_REDIS_KEY_PREFIX": f"bench-{os.getpid()}-{port}"}
     code = f"import labelwise.api.server as s, labelwise.config as c; s.serve(c.Settings(), {WORKERS})"
     return [sys.executable, "-c", code], env
 
@@ -254,11 +275,16 @@ def report(results: list[Result], ready_s: list[float]) -> str:
         )
     ours = {(r.scenario, r.connections): r for r in results if r.server == "labelwise"}
     theirs = {(r.scenario, r.connections): r for r in results if r.server == "tutorial"}
+    lines += ["", *limits_cost(results, ours)]
+    if ready_s:
+        lines.append(
+            f"- start to /ready (2 workers): {min(ready_s):.2f} s best, {max(ready_s):.2f} s worst of {len(ready_s)}"
+        )
+    if not ours or not theirs:
+        return "\n".join(lines)
     single64 = ("classify", 64)
     batch = (f"batch {BATCH}", 16)
     lines += [
-        "",
-        f"- start to /ready (2 workers): {min(ready_s):.2f} s best, {max(ready_s):.2f} s worst of {len(ready_s)}",
         f"- p50 at 1 connection: {ours[('classify', 1)].p50_ms:.2f} ms vs {theirs[('classify', 1)].p50_ms:.2f} ms",
         f"- throughput at 64 connections: {ours[single64].requests_per_s / theirs[single64].requests_per_s:.1f}x; "
         f"p99 {ours[single64].p99_ms / theirs[single64].p99_ms:.2f} of the tutorial's",
@@ -267,20 +293,93 @@ def report(results: list[Result], ready_s: list[float]) -> str:
     return "\n".join(lines)
 
 
+async def _per_call_us(step: Callable[[], Awaitable[object]], calls: int = 2000, rounds: int = 5) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(calls):
+            await step()
+            await asyncio.sleep(0)  # let background work run, as between requests in a server
+        best = min(best, (time.perf_counter() - started) / calls * 1e6)
+    return best
+
+
+async def overhead(work: Path, rate_limit: str) -> list[str]:
+    """Microseconds each per-request step of limits and metering adds, measured in this process."""
+    from labelwise.services.credits import CreditService, Payer, PriceList
+    from labelwise.services.keys import KeyChanges, KeyService
+    from labelwise.services.limits import LimiterBackend, RequestLimiter
+    from labelwise.services.usage import UsageMeter
+    from labelwise.storage.db import Database
+    from labelwise.storage.repositories import KeyRepository, UsageRepository
+
+    db = Database(f"sqlite:///{work / 'overhead.db'}")
+    db.migrate()
+    keys = KeyService(KeyRepository(db))
+    prefix = keys.create("bench", settings=KeyChanges(credits=10**15))[1].prefix
+    credits, payer = CreditService(keys.repo, PriceList({})), Payer(prefix, "/v1/classify", metered=True)
+    meter = UsageMeter(UsageRepository(db))
+    memory = RequestLimiter(LimiterBackend())
+    redis = RequestLimiter(LimiterBackend(REDIS_URL, key_prefix=f"bench-{os.getpid()}"))
+
+    async def record_usage() -> None:
+        meter.record(prefix, "/v1/classify", texts=1, characters=40, credits=1)
+
+    steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("rate limit, memory (hit + window read)", lambda: memory.check_key(prefix, rate_limit)),
+        ("rate limit, redis (hit + window read)", lambda: redis.check_key(prefix, rate_limit)),
+        ("credit debit, SQLite (conditional UPDATE in a thread)", lambda: credits.debit(payer, 1)),
+        ("usage record (in memory; flushed each second)", record_usage),
+    ]
+    lines = [f"- {name}: {await _per_call_us(step):.0f} us per request" for name, step in steps]
+    await redis.close()
+    db.dispose()
+    return lines
+
+
+def limits_cost(results: list[Result], off: dict[tuple[str, int], Result]) -> list[str]:
+    """One line per limits mode and scenario: req/s and p50 against the same scenario with limits off."""
+    lines = []
+    for r in results:
+        base = off.get((r.scenario, r.connections))
+        if not r.server.startswith("labelwise/") or base is None:
+            continue
+        lines.append(
+            f"- {r.server.split('/', 1)[1]} vs off, {r.scenario} c={r.connections}: "
+            f"{r.requests_per_s / base.requests_per_s:.2f}x req/s, p50 {r.p50_ms - base.p50_ms:+.2f} ms"
+        )
+    return lines
+
+
+def parse_modes(value: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in value.split(",") if m.strip())
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"--limits: {', '.join(unknown) or 'none'}; choose from {', '.join(MODES)}")
+    return modes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument("--starts", type=int, default=3, help="how often to time Labelwise's start to /ready")
+    parser.add_argument("--limits", type=parse_modes, default=("off",), help=f"comma list of {', '.join(MODES)}")
+    parser.add_argument("--rate-limit", default="10000/second", help="the key's limit in the limited modes")
+    parser.add_argument("--no-tutorial", action="store_true", help="measure Labelwise only")
+    parser.add_argument("--overhead", action="store_true", help="time limits and metering steps in process, exit")
     args = parser.parse_args()
+    if args.overhead:
+        with tempfile.TemporaryDirectory(prefix="labelwise-bench-") as tmp:
+            print("\n".join(asyncio.run(overhead(Path(tmp), args.rate_limit))))
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
     if not DATA.is_dir() or not TUTORIAL.is_dir():
         sys.exit(f"shared data or tutorial app not found under {SHARED}")
     with tempfile.TemporaryDirectory(prefix="labelwise-bench-") as tmp:
         work = Path(tmp)
-        print("training both models on banking77 ...", file=sys.stderr)
-        key = train_labelwise(work / "data")
-        artifacts = train_tutorial(work)
+        print("training the models on banking77 ...", file=sys.stderr)
+        keys = train_labelwise(work / "data", args.limits, args.rate_limit)
         results: list[Result] = []
         ready_s = []
         for _ in range(args.starts):
@@ -288,14 +387,18 @@ def main() -> None:
             command, env = labelwise_command(port, work / "data")
             with running(command, env, f"http://127.0.0.1:{port}/ready") as seconds:
                 ready_s.append(seconds)
-        port = free_port()
-        command, env = labelwise_command(port, work / "data")
-        with running(command, env, f"http://127.0.0.1:{port}/ready"):
-            results += measure("labelwise", port, work, key, args.seconds)
-        port = free_port()
-        command, env = tutorial_command(port, artifacts)
-        with running(command, env, f"http://127.0.0.1:{port}/health", cwd=TUTORIAL):
-            results += measure("tutorial", port, work, TUTORIAL_KEY, args.seconds)
+        for mode in args.limits:
+            port = free_port()
+            command, env = labelwise_command(port, work / "data", mode)
+            with running(command, env, f"http://127.0.0.1:{port}/ready"):
+                name = "labelwise" if mode == "off" else f"labelwise/{mode}"
+                results += measure(name, port, work, keys[mode], args.seconds)
+        if not args.no_tutorial:
+            artifacts = train_tutorial(work)
+            port = free_port()
+            command, env = tutorial_command(port, artifacts)
+            with running(command, env, f"http://127.0.0.1:{port}/health", cwd=TUTORIAL):
+                results += measure("tutorial", port, work, TUTORIAL_KEY, args.seconds)
     print(report(results, ready_s))
 
 

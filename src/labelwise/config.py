@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,9 +15,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LABELWISE_", extra="ignore")
 
     data_dir: Path = Field(default=Path("labelwise-data"), description="models, reports, uploads, SQLite file")
-    database_url: SecretStr | None = Field(
-        default=None, description="SQLAlchemy URL; default is SQLite in data_dir"
-    )
+    database_url: SecretStr | None = Field(default=None, description="SQLAlchemy URL; default is SQLite in data_dir")
     redis_url: SecretStr | None = None
     log_level: str = "INFO"
     log_json: bool = True
@@ -36,6 +34,23 @@ class Settings(BaseSettings):
     cache_size: int = Field(default=10_000, ge=0)
     model_poll_seconds: float = Field(default=2.0, gt=0.0)
 
+    # Limits, credits and usage (see services/limits.py, credits.py, usage.py)
+    default_rate_limit: str | None = Field(
+        default=None, description="limit of a key without its own, e.g. '20/second; 1000/minute'; None: unlimited"
+    )
+    default_credits: int | None = Field(default=None, ge=0, description="balance of a new key; None: unlimited")
+    credit_prices: dict[str, int] = Field(
+        default_factory=lambda: {"linear": 1, "embedding": 5, "zeroshot": 5},
+        description="credits per text by engine (JSON in LABELWISE_CREDIT_PRICES)",
+    )
+    credit_price_default: int = Field(default=1, ge=0, description="credits per text for engines not listed")
+    auth_failure_limit: str | None = Field(
+        default="20/minute", description="failed authentications per client address before 429; None: no cap"
+    )
+    redis_key_prefix: str = Field(default="labelwise", min_length=1, max_length=64)
+    redis_probe_seconds: float = Field(default=5.0, gt=0.0, description="how often to retry Redis while it is away")
+    usage_flush_seconds: float = Field(default=1.0, gt=0.0)
+
     # Training
     seed: int = 13
     min_examples_per_label: int = Field(default=2, ge=1)
@@ -47,6 +62,27 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"log_level: {value!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("default_rate_limit", "auth_failure_limit")
+    @classmethod
+    def _rate_limit(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        from labelwise.errors import InvalidRequest
+        from labelwise.services.limits import canonical_rate_limit
+
+        try:
+            return canonical_rate_limit(value, param=str(info.field_name))
+        except InvalidRequest as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("credit_prices")
+    @classmethod
+    def _prices(cls, value: dict[str, int]) -> dict[str, int]:
+        negative = sorted(engine for engine, price in value.items() if price < 0)
+        if negative:
+            raise ValueError(f"credit_prices: negative price for {', '.join(negative)}")
+        return value
 
     @property
     def models_dir(self) -> Path:
@@ -67,6 +103,6 @@ class Settings(BaseSettings):
         out: dict[str, Any] = {}
         for name, info in type(self).model_fields.items():
             value = getattr(self, name)
-            if value != info.default:
+            if value != info.get_default(call_default_factory=True):
                 out[name] = "**********" if isinstance(value, SecretStr) else str(value)
         return out

@@ -17,15 +17,21 @@ from labelwise.api.auth import PUBLIC_PATHS, AuthMiddleware, KeyVerifier
 from labelwise.api.deps import AppServices
 from labelwise.api.errors import install_error_handlers
 from labelwise.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from labelwise.api.routes import classify, health, models
+from labelwise.api.ratelimit import AuthFailureGuard, RateLimitMiddleware
+from labelwise.api.routes import aliases, classify, health, models, reports, web
+from labelwise.api.routes import keys as key_routes
+from labelwise.api.routes import usage as usage_routes
 from labelwise.config import Settings
 from labelwise.inference.cache import PredictionCache
 from labelwise.inference.manager import BatchingConfig, ModelManager
 from labelwise.registry.store import ModelStore
 from labelwise.services.classify import ClassifyLimits, ClassifyService
+from labelwise.services.credits import Billing, CreditService, PriceList
 from labelwise.services.keys import KeyService
+from labelwise.services.limits import LimiterBackend, RequestLimiter
+from labelwise.services.usage import UsageMeter
 from labelwise.storage.db import Database
-from labelwise.storage.repositories import KeyRepository, ModelRepository
+from labelwise.storage.repositories import KeyRepository, ModelRepository, UsageRepository
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +66,22 @@ class LabelwiseAPI(FastAPI):
         return schema
 
 
+def _limits_and_metering(
+    settings: Settings, db: Database, key_repo: KeyRepository
+) -> tuple[RequestLimiter, UsageMeter, Billing]:
+    """The rate limiter (shared through Redis when configured), the usage meter, and billing with the price list."""
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url is not None else None
+    backend = LimiterBackend(
+        redis_url, key_prefix=settings.redis_key_prefix, probe_seconds=settings.redis_probe_seconds
+    )
+    limiter = RequestLimiter(
+        backend, default_limit=settings.default_rate_limit, auth_failures=settings.auth_failure_limit
+    )
+    usage = UsageMeter(UsageRepository(db), flush_seconds=settings.usage_flush_seconds)
+    prices = PriceList(settings.credit_prices, settings.credit_price_default)
+    return limiter, usage, Billing(CreditService(key_repo, prices), usage)
+
+
 def create_app(
     settings: Settings, *, migrate: bool = True, inference_threads: int = 0, key_cache_seconds: float = 5.0
 ) -> FastAPI:
@@ -71,7 +93,9 @@ def create_app(
     """
     db = Database(settings.resolved_database_url())
     model_repo = ModelRepository(db)
-    keys = KeyService(KeyRepository(db))
+    key_repo = KeyRepository(db)
+    keys = KeyService(key_repo, default_credits=settings.default_credits)
+    limiter, usage, billing = _limits_and_metering(settings, db, key_repo)
     executor = ThreadPoolExecutor(inference_threads, "labelwise-infer") if inference_threads > 0 else None
     manager = ModelManager(
         ModelStore(settings.models_dir, model_repo),
@@ -90,8 +114,10 @@ def create_app(
         settings=settings,
         db=db,
         manager=manager,
-        classify=ClassifyService(manager, limits, default_model=settings.default_model),
+        classify=ClassifyService(manager, limits, default_model=settings.default_model, billing=billing),
         keys=keys,
+        usage=usage,
+        limiter=limiter,
     )
 
     @asynccontextmanager
@@ -99,10 +125,13 @@ def create_app(
         if migrate:
             await asyncio.to_thread(db.migrate)
         manager.start()
+        usage.start()
         try:
             yield
         finally:
             await manager.stop()
+            await usage.stop()  # writes the usage still buffered
+            await limiter.close()
             if executor is not None:
                 executor.shutdown(wait=False, cancel_futures=True)
             db.dispose()
@@ -110,10 +139,15 @@ def create_app(
     app = LabelwiseAPI(title="Labelwise", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
-    for module in (classify, models, health):
+    for module in (classify, models, reports, aliases, health, web):
         app.include_router(module.router)
-    # Added innermost first: the context (request id, access log, last-resort 500) wraps auth, auth wraps the limit.
+    app.include_router(key_routes.router)
+    app.include_router(usage_routes.router)
+    # Added innermost first: the context (request id, access log, last-resort 500) wraps auth, auth wraps the rate
+    # limit, which wraps the body size limit; all of them answer before the body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AuthMiddleware, verifier=KeyVerifier(keys, ttl_seconds=key_cache_seconds))
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    verifier = KeyVerifier(keys, ttl_seconds=key_cache_seconds)
+    app.add_middleware(AuthMiddleware, verifier=verifier, guard=AuthFailureGuard(limiter))
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -1,8 +1,8 @@
 """API key authentication as pure ASGI middleware, decided from the headers before any body is read.
 
 Keys are accepted as `x-api-key: KEY`, `Authorization: Bearer KEY` and `Authorization: Token KEY`. Every failure
-(missing, malformed, unknown, revoked) gets the same 401 body, so a caller learns nothing about which it was. A
-valid key without the route's scope gets 403.
+(missing, malformed, unknown, revoked, disabled, expired) gets the same 401 body, so a caller learns nothing about
+which it was. A valid key without the route's scope gets 403.
 
 Verified keys are cached for a few seconds, keyed by the SHA-256 of the key, so the database is asked once per key
 per TTL instead of on every request; a revoked key therefore stops working within `ttl_seconds`.
@@ -11,23 +11,33 @@ per TTL instead of on every request; a revoked key therefore stops working withi
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from labelwise.api.errors import UNAUTHORIZED_MESSAGE, labelwise_error_response
 from labelwise.api.middleware import header, state_of
+from labelwise.api.ratelimit import AuthFailureGuard
 from labelwise.errors import Forbidden, Unauthorized
 from labelwise.services.keys import KeyService, Principal, hash_key
 from labelwise.services.keys import Scope as KeyScope
 
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc", "/"})
+# The web UI's static files: the page needs no key; its data comes from the API with the key the user pastes.
+PUBLIC_PREFIXES = ("/ui/",)
+# Paths whose scope a prefix cannot express; matched (whole path) before ROUTE_SCOPES.
+PATTERN_SCOPES: Sequence[tuple[re.Pattern[str], str]] = (
+    (re.compile(r"/v1/models/[^/]+/aliases(?:/.*)?"), KeyScope.ADMIN.value),
+)
 # Path prefixes and the scope they need; a path not listed needs only a valid key (the router then answers 404).
 ROUTE_SCOPES: Sequence[tuple[str, str]] = (
     ("/v1/classify", KeyScope.CLASSIFY.value),
     ("/v1/batch", KeyScope.CLASSIFY.value),
     ("/v1/models", KeyScope.CLASSIFY.value),
+    ("/v1/keys", KeyScope.ADMIN.value),
 )
 _MAX_KEY_CHARS = 256
 _SCHEMES = (b"bearer", b"token")
@@ -50,6 +60,9 @@ def extract_key(scope: Scope) -> str | None:
 
 
 def required_scope(path: str) -> str | None:
+    for pattern, needed in PATTERN_SCOPES:
+        if pattern.fullmatch(path):
+            return needed
     for prefix, scope in ROUTE_SCOPES:
         if path == prefix or path.startswith(prefix + "/"):
             return scope
@@ -65,12 +78,20 @@ class KeyVerifier:
         self.max_entries = max_entries
         self._cache: dict[str, tuple[Principal | None, float]] = {}
 
+    def cached(self, key: str) -> Principal | None:
+        """The principal of a key this cache holds as valid, without any I/O; None if unknown or invalid."""
+        hit = self._cache.get(hash_key(key))
+        if hit is None or hit[0] is None or hit[1] <= time.monotonic() or _expired(hit[0]):
+            return None
+        return hit[0]
+
     async def verify(self, key: str) -> Principal | None:
         digest = hash_key(key)
         now = time.monotonic()
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > now:
-            return hit[0]
+            # A key that expires while cached stops working at its expiry, not up to a TTL later.
+            return None if hit[0] is None or _expired(hit[0]) else hit[0]
         principal = await asyncio.to_thread(self.keys.verify, key)
         if len(self._cache) >= self.max_entries:
             self._evict(now)
@@ -88,22 +109,47 @@ class KeyVerifier:
         self._cache.clear()
 
 
-class AuthMiddleware:
-    """Lets public paths through; otherwise needs a valid key, and the route's scope where it has one."""
+def _expired(principal: Principal) -> bool:
+    return principal.expires_at is not None and principal.expires_at <= datetime.now(UTC)
 
-    def __init__(self, app: ASGIApp, *, verifier: KeyVerifier, public_paths: frozenset[str] = PUBLIC_PATHS) -> None:
+
+class AuthMiddleware:
+    """Lets public paths through; otherwise needs a valid key, and the route's scope where it has one.
+
+    With a `guard`, a client address that failed authentication too often gets 429 before its key is looked up.
+    A key already held valid in the verifier's cache skips that check: the common path stays free of I/O.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: KeyVerifier,
+        public_paths: frozenset[str] = PUBLIC_PATHS,
+        guard: AuthFailureGuard | None = None,
+    ) -> None:
         self.app = app
         self.verifier = verifier
         self.public_paths = public_paths
+        self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public_paths:
+        if scope["type"] != "http" or scope["path"] in self.public_paths or scope["path"].startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
         state = state_of(scope)
         key = extract_key(scope)
-        principal = await self.verifier.verify(key) if key is not None else None
+        principal = self.verifier.cached(key) if key is not None else None
+        if principal is None and self.guard is not None:
+            refusal = await self.guard.refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        if principal is None and key is not None:
+            principal = await self.verifier.verify(key)
         if principal is None:
+            if self.guard is not None:
+                await self.guard.failed(scope)
             exc: Unauthorized | Forbidden = Unauthorized(UNAUTHORIZED_MESSAGE)
             await labelwise_error_response(exc, state.get("request_id"))(scope, receive, send)
             return

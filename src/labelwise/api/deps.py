@@ -11,10 +11,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from labelwise.api.errors import UNAUTHORIZED_MESSAGE
 from labelwise.config import Settings
+from labelwise.errors import Unauthorized
 from labelwise.inference.manager import ModelManager
 from labelwise.services.classify import ClassifyService
-from labelwise.services.keys import KeyService
+from labelwise.services.credits import Payer
+from labelwise.services.keys import KeyService, Principal
+from labelwise.services.limits import RequestLimiter
+from labelwise.services.usage import UsageMeter
 from labelwise.storage.db import Database
 
 
@@ -27,6 +32,8 @@ class AppServices:
     manager: ModelManager
     classify: ClassifyService
     keys: KeyService
+    usage: UsageMeter
+    limiter: RequestLimiter
 
 
 async def get_services(request: Request) -> AppServices:
@@ -48,7 +55,36 @@ async def get_request_id(request: Request) -> str:
     return request_id
 
 
+async def get_key_service(request: Request) -> KeyService:
+    return (await get_services(request)).keys
+
+
+async def get_usage_meter(request: Request) -> UsageMeter:
+    return (await get_services(request)).usage
+
+
+async def get_principal(request: Request) -> Principal:
+    """The caller, as the auth middleware verified it."""
+    principal: Principal | None = request.scope.get("state", {}).get("principal")
+    if principal is None:  # only reachable on a public path, where no route should ask for it
+        raise Unauthorized(UNAUTHORIZED_MESSAGE)
+    return principal
+
+
+async def get_payer(request: Request) -> Payer | None:
+    """Who pays for this request and the route it is recorded under; None on a path without a key."""
+    principal: Principal | None = request.scope.get("state", {}).get("principal")
+    if principal is None:
+        return None
+    route = getattr(request.scope.get("route"), "path", None) or request.url.path
+    return Payer(principal.prefix, route, principal.metered)
+
+
 ServicesDep = Annotated[AppServices, Depends(get_services)]
 ClassifyServiceDep = Annotated[ClassifyService, Depends(get_classify_service)]
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
+KeyServiceDep = Annotated[KeyService, Depends(get_key_service)]
+UsageMeterDep = Annotated[UsageMeter, Depends(get_usage_meter)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+PayerDep = Annotated[Payer | None, Depends(get_payer)]

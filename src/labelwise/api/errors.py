@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Send
 
-from labelwise.errors import LabelwiseError, Overloaded, Unauthorized
+from labelwise.errors import LabelwiseError, Overloaded, RateLimited, Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ def labelwise_error_response(exc: LabelwiseError, request_id: str | None) -> Res
     headers: dict[str, str] = {}
     if isinstance(exc, Overloaded):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(int(exc.details.get("retry_after", RETRY_AFTER_SECONDS)))
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     return error_response(

@@ -7,6 +7,7 @@ migrated once, here in the parent, before any worker starts.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -76,5 +77,7 @@ def export_settings(settings: Settings, environ: dict[str, str] | None = None) -
             env[key] = value.get_secret_value()
         elif isinstance(value, bool):
             env[key] = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            env[key] = json.dumps(value)  # pydantic-settings reads complex values as JSON
         else:
             env[key] = str(value)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from labelwise.cli import keys_cmd, models_cmd, serve_cmd
+from labelwise.cli import keys_cmd, models_cmd, serve_cmd, usage_cmd
 from labelwise.cli.context import Context
 from labelwise.cli.output import console, fail, print_json, print_table
 from labelwise.cli.progress import row_progress, step_progress
@@ -31,6 +31,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(keys_cmd.app, name="keys")
 app.command("demo")(serve_cmd.demo)
 app.command("serve")(serve_cmd.serve)
+app.command("usage")(usage_cmd.usage)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text.")]

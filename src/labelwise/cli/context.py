@@ -9,8 +9,9 @@ from labelwise.config import Settings
 from labelwise.registry.store import ModelStore
 from labelwise.services.keys import KeyService
 from labelwise.services.training import ModelService
+from labelwise.services.usage import UsageMeter
 from labelwise.storage.db import Database
-from labelwise.storage.repositories import KeyRepository, ModelRepository
+from labelwise.storage.repositories import KeyRepository, ModelRepository, UsageRepository
 
 
 @dataclass
@@ -36,4 +37,8 @@ class Context:
 
     @cached_property
     def keys(self) -> KeyService:
-        return KeyService(KeyRepository(self.db))
+        return KeyService(KeyRepository(self.db), default_credits=self.settings.default_credits)
+
+    @cached_property
+    def usage(self) -> UsageMeter:
+        return UsageMeter(UsageRepository(self.db))

@@ -1,8 +1,9 @@
-"""The classify use case: check the input against the limits, pick the model, score, rank and decide."""
+"""The classify use case: check the input against the limits, pick the model, bill, score, rank and decide."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from labelwise.domain import ModelVersion, Prediction
@@ -10,15 +11,17 @@ from labelwise.engines.base import rank_scores
 from labelwise.errors import InputTooLong, InvalidRequest, ModelNotFound
 from labelwise.inference.batcher import Timing
 from labelwise.inference.manager import ModelManager
+from labelwise.services.credits import Billing, Charge, Payer
 
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """Predictions in input order, the version that made them, and where the time went."""
+    """Predictions in input order, the version that made them, where the time went, and what it cost."""
 
     predictions: list[Prediction]
     model: ModelVersion
     timing: Timing
+    charge: Charge | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +33,18 @@ class ClassifyLimits:
 class ClassifyService:
     """Classifies texts with a named model, or the default one, through the model manager."""
 
-    def __init__(self, manager: ModelManager, limits: ClassifyLimits, *, default_model: str | None = None) -> None:
+    def __init__(
+        self,
+        manager: ModelManager,
+        limits: ClassifyLimits,
+        *,
+        default_model: str | None = None,
+        billing: Billing | None = None,
+    ) -> None:
         self.manager = manager
         self.limits = limits
         self.default_model = default_model
+        self.billing = billing
 
     async def classify(
         self,
@@ -43,22 +54,38 @@ class ClassifyService:
         top_k: int | None = 3,
         threshold: float = 0.0,
         single: bool = False,
+        payer: Payer | None = None,
     ) -> Classification:
         """Scores for each text: the `top_k` best labels at or over `threshold`, and the model's own decision.
 
         Error messages name the field as the native API does: `text` when `single`, else `texts` and `texts[i]`.
+        With a `payer`, the texts are billed after the input is checked and the model resolved (bad input costs
+        nothing) and before inference; a failure from then on refunds them (`InsufficientBalance` if unpaid).
         """
         self.check_texts(texts, single=single)
         loaded = await self.manager.get(self.model_ref(model))
-        proba, timing = await loaded.predict_proba(texts)
-        engine = loaded.engine
-        classes = engine.classes_
-        decided = engine.decide(proba)
-        predictions = [
-            Prediction(rank_scores(classes, row, top_k=top_k, threshold=threshold), labels)
-            for row, labels in zip(proba, decided, strict=True)
-        ]
-        return Classification(predictions, loaded.record, timing)
+        async with self._billed(payer, loaded.record.engine, texts) as charge:
+            proba, timing = await loaded.predict_proba(texts)
+            engine = loaded.engine
+            classes = engine.classes_
+            decided = engine.decide(proba)
+            predictions = [
+                Prediction(rank_scores(classes, row, top_k=top_k, threshold=threshold), labels)
+                for row, labels in zip(proba, decided, strict=True)
+            ]
+        return Classification(predictions, loaded.record, timing, charge)
+
+    def cost(self, engine: str, texts: int) -> int:
+        """Credits that `texts` texts cost on `engine` (0 when billing is off)."""
+        return self.billing.cost(engine, texts) if self.billing is not None else 0
+
+    @asynccontextmanager
+    async def _billed(self, payer: Payer | None, engine: str, texts: Sequence[str]) -> AsyncIterator[Charge | None]:
+        if payer is None or self.billing is None:
+            yield None
+            return
+        async with self.billing.billed(payer, engine, texts) as charge:
+            yield charge
 
     def check_texts(self, texts: Sequence[str], *, single: bool = False) -> None:
         """`InvalidRequest` naming the field for an empty or oversized batch, or an empty or too long text."""

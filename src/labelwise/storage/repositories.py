@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from labelwise.domain import ModelVersion, TaskType
 from labelwise.errors import Conflict, ModelNotFound
 from labelwise.storage.db import Database
-from labelwise.storage.tables import ApiKeyRow, AuditRow, ModelAliasRow, ModelVersionRow
+from labelwise.storage.tables import ApiKeyRow, AuditRow, ModelAliasRow, ModelVersionRow, UsageRow
 
 
 def utcnow() -> datetime:
@@ -80,9 +83,7 @@ class ModelRepository:
             rows = session.scalars(
                 select(ModelVersionRow)
                 .where(ModelVersionRow.name == name)
-                .order_by(
-                    ModelVersionRow.major.desc(), ModelVersionRow.minor.desc(), ModelVersionRow.patch.desc()
-                )
+                .order_by(ModelVersionRow.major.desc(), ModelVersionRow.minor.desc(), ModelVersionRow.patch.desc())
             ).all()
             alias_rows = session.scalars(select(ModelAliasRow).where(ModelAliasRow.name == name)).all()
         return self._with_aliases(rows, alias_rows)
@@ -101,9 +102,7 @@ class ModelRepository:
             out[name] = self._with_aliases(ordered, [a for a in alias_rows if a.name == name])
         return out
 
-    def _with_aliases(
-        self, rows: Sequence[ModelVersionRow], alias_rows: Sequence[ModelAliasRow]
-    ) -> list[ModelVersion]:
+    def _with_aliases(self, rows: Sequence[ModelVersionRow], alias_rows: Sequence[ModelAliasRow]) -> list[ModelVersion]:
         explicit: dict[int, list[str]] = {}
         for alias in alias_rows:
             explicit.setdefault(alias.version_id, []).append(alias.alias)
@@ -122,9 +121,7 @@ class ModelRepository:
         """Point `alias` at `version` of model `name` (created or moved)."""
         with self.db.session() as session:
             version_id = session.scalar(
-                select(ModelVersionRow.id).where(
-                    ModelVersionRow.name == name, ModelVersionRow.version == version
-                )
+                select(ModelVersionRow.id).where(ModelVersionRow.name == name, ModelVersionRow.version == version)
             )
             if version_id is None:
                 raise ModelNotFound(f"model {name} has no version {version}", param="version")
@@ -177,17 +174,75 @@ class ModelRepository:
         return len(versions), repr((sorted(versions), sorted(aliases)))
 
 
+_KEYS: Table = ApiKeyRow.__table__  # type: ignore[assignment]  # a declarative class's table is a Table
+# The debit and refund run on every metered request: built once on the table (not the ORM class), so executing them
+# skips statement construction and the ORM compile path, which measured several times the cost of the query.
+_DEBIT = (
+    update(_KEYS)
+    .where(_KEYS.c.prefix == bindparam("key"), _KEYS.c.credits.is_not(None), _KEYS.c.credits >= bindparam("cost"))
+    .values(credits=_KEYS.c.credits - bindparam("cost"))
+    .returning(_KEYS.c.credits)
+)
+_REFUND = (
+    update(_KEYS)
+    .where(_KEYS.c.prefix == bindparam("key"), _KEYS.c.credits.is_not(None))
+    .values(credits=_KEYS.c.credits + bindparam("cost"))
+)
+
+
 class KeyRepository:
     """API keys (prefix and hash only) and the audit log."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def add(self, prefix: str, secret_hash: str, name: str, scopes: list[str]) -> ApiKeyRow:
-        row = ApiKeyRow(prefix=prefix, secret_hash=secret_hash, name=name, scopes=scopes, created_at=utcnow())
+    def add(self, prefix: str, secret_hash: str, name: str, scopes: list[str], **settings: Any) -> ApiKeyRow:
+        """Insert a key; `settings` are further `ApiKeyRow` columns (rate_limit, credits, expires_at, disabled)."""
+        row = ApiKeyRow(
+            prefix=prefix, secret_hash=secret_hash, name=name, scopes=scopes, created_at=utcnow(), **settings
+        )
         with self.db.session() as session:
             session.add(row)
         return row
+
+    def update(self, prefix: str, values: dict[str, Any]) -> ApiKeyRow | None:
+        """Set columns of an unrevoked key and return it; None if there is none with that prefix."""
+        with self.db.session() as session:
+            row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.prefix == prefix, ApiKeyRow.revoked_at.is_(None)))
+            if row is not None:
+                for name, value in values.items():
+                    setattr(row, name, value)
+            return row
+
+    def add_credits(self, prefix: str, amount: int) -> int | None:
+        """Atomically add (or with a negative amount, take) credits; the new balance, or None when the key has
+        no balance (unlimited) or the result would be negative."""
+        with self.db.engine.begin() as connection:
+            return connection.execute(
+                update(ApiKeyRow)
+                .where(
+                    ApiKeyRow.prefix == prefix,
+                    ApiKeyRow.credits.is_not(None),
+                    ApiKeyRow.credits + amount >= 0,
+                )
+                .values(credits=ApiKeyRow.credits + amount)
+                .returning(ApiKeyRow.credits)
+            ).scalar()
+
+    def debit(self, prefix: str, cost: int) -> int | None:
+        """Take `cost` credits in one conditional UPDATE; the balance left, or None when it did not cover `cost`.
+
+        The `WHERE credits >= cost` makes the check and the debit one atomic step, so concurrent requests (in any
+        worker or replica) never spend the same credit twice. A plain connection, not an ORM session: this runs on
+        every metered request.
+        """
+        with self.db.engine.begin() as connection:
+            remaining: int | None = connection.execute(_DEBIT, {"key": prefix, "cost": cost}).scalar()
+            return remaining
+
+    def refund(self, prefix: str, cost: int) -> None:
+        with self.db.engine.begin() as connection:
+            connection.execute(_REFUND, {"key": prefix, "cost": cost})
 
     def by_prefix(self, prefix: str) -> ApiKeyRow | None:
         with self.db.session() as session:
@@ -233,3 +288,56 @@ class KeyRepository:
     def audit_log(self, limit: int = 100) -> list[AuditRow]:
         with self.db.session() as session:
             return list(session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)).all())
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEntry:
+    """Counters of one key on one UTC day on one route."""
+
+    key_prefix: str
+    day: date
+    route: str
+    requests: int = 0
+    texts: int = 0
+    characters: int = 0
+    credits: int = 0
+
+
+_USAGE_COUNTERS = ("requests", "texts", "characters", "credits")
+
+
+class UsageRepository:
+    """The daily usage ledger: counters are only ever added to, with an upsert."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, entries: Sequence[UsageEntry]) -> None:
+        """Add each entry's counters to its row (created at zero when missing), all in one transaction."""
+        if not entries:
+            return
+        # Sorted, so that two workers flushing at once lock rows in the same order and cannot deadlock.
+        values = [
+            {"key_prefix": e.key_prefix, "day": e.day, "route": e.route, **{c: getattr(e, c) for c in _USAGE_COUNTERS}}
+            for e in sorted(entries, key=lambda e: (e.key_prefix, e.day, e.route))
+        ]
+        insert = sqlite_insert if self.db.is_sqlite else postgresql_insert
+        statement = insert(UsageRow).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["key_prefix", "day", "route"],
+            set_={c: getattr(UsageRow, c) + getattr(statement.excluded, c) for c in _USAGE_COUNTERS},
+        )
+        with self.db.session() as session:
+            session.execute(statement)
+
+    def query(self, start: date, end: date, key_prefix: str | None = None) -> list[UsageEntry]:
+        """Rows from `start` to `end` inclusive, for one key or all, ordered by day, key and route."""
+        query = select(UsageRow).where(UsageRow.day >= start, UsageRow.day <= end)
+        if key_prefix is not None:
+            query = query.where(UsageRow.key_prefix == key_prefix)
+        query = query.order_by(UsageRow.day, UsageRow.key_prefix, UsageRow.route)
+        with self.db.session() as session:
+            return [
+                UsageEntry(r.key_prefix, r.day, r.route, r.requests, r.texts, r.characters, r.credits)
+                for r in session.scalars(query).all()
+            ]

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -52,6 +66,8 @@ class ApiKeyRow(Base):
     """An API key: only a short public prefix and the SHA-256 of the secret are stored."""
 
     __tablename__ = "api_keys"
+    # The database itself refuses a negative balance, behind the conditional debit in KeyRepository.
+    __table_args__ = (CheckConstraint("credits IS NULL OR credits >= 0", name="ck_api_keys_credits_nonnegative"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
@@ -61,6 +77,11 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Limits and credits (migration 0002). rate_limit None: the server's default policy; credits None: unlimited.
+    rate_limit: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    credits: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class AuditRow(Base):
@@ -76,3 +97,18 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class UsageRow(Base):
+    """Metered use per key, UTC day and route; rows are only ever added to (upsert), never rewritten."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (Index("ix_usage_daily_day", "day"),)
+
+    key_prefix: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    route: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    texts: Mapped[int] = mapped_column(BigInteger, default=0)
+    characters: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -6,7 +6,7 @@ import time
 
 from fastapi import APIRouter, Request, Response
 
-from labelwise.api.deps import ClassifyServiceDep, RequestIdDep
+from labelwise.api.deps import ClassifyServiceDep, PayerDep, RequestIdDep
 from labelwise.api.schemas.classify import (
     BatchItem,
     BatchRequest,
@@ -19,7 +19,9 @@ from labelwise.api.schemas.errors import error_responses
 from labelwise.domain import Prediction
 from labelwise.services.classify import Classification
 
-router = APIRouter(prefix="/v1", tags=["classify"], responses=error_responses(400, 401, 403, 404, 413, 500, 503))
+router = APIRouter(
+    prefix="/v1", tags=["classify"], responses=error_responses(400, 401, 402, 403, 404, 413, 429, 500, 503)
+)
 
 
 @router.post("/classify")
@@ -29,16 +31,18 @@ async def classify(
     response: Response,
     service: ClassifyServiceDep,
     request_id: RequestIdDep,
+    payer: PayerDep,
 ) -> ClassifyResponse:
     """Classify one text with a model (`name`, `name@alias` or `name:version`; default: the default model).
 
     Returns the `top_k` best labels at or over `threshold`, best first, and `predicted`, the model's own decision.
     Concurrent requests are scored together in one engine call; the `x-queue-time` and `x-inference-time` headers
-    say how many milliseconds this request waited for that call and how long the call took.
+    say how many milliseconds this request waited for that call and how long the call took. `x-credits-cost` says
+    what the request cost, `x-credits-remaining` the key's balance after it (absent for an unlimited key).
     """
     body.refuse_unavailable()
     result = await service.classify(
-        [body.text], model=body.model, top_k=body.top_k, threshold=body.threshold, single=True
+        [body.text], model=body.model, top_k=body.top_k, threshold=body.threshold, single=True, payer=payer
     )
     _annotate(request, response, result)
     prediction = result.predictions[0]
@@ -60,6 +64,7 @@ async def batch(
     response: Response,
     service: ClassifyServiceDep,
     request_id: RequestIdDep,
+    payer: PayerDep,
 ) -> BatchResponse:
     """Classify up to `max_batch_texts` texts (512 by default) in one call; results keep the input order.
 
@@ -67,7 +72,9 @@ async def batch(
     e.g. `texts[3]`.
     """
     body.refuse_unavailable()
-    result = await service.classify(body.texts, model=body.model, top_k=body.top_k, threshold=body.threshold)
+    result = await service.classify(
+        body.texts, model=body.model, top_k=body.top_k, threshold=body.threshold, payer=payer
+    )
     _annotate(request, response, result)
     return BatchResponse(
         results=[
@@ -84,11 +91,15 @@ def _scores(prediction: Prediction) -> list[LabelScore]:
 
 
 def _annotate(request: Request, response: Response, result: Classification) -> None:
-    """Timing headers for the client, and the access log's fields (never the text)."""
+    """Timing and credit headers for the client, and the access log's fields (never the text)."""
     queue_ms = round(result.timing.queue_ms, 3)
     inference_ms = round(result.timing.inference_ms, 3)
     response.headers["x-queue-time"] = str(queue_ms)
     response.headers["x-inference-time"] = str(inference_ms)
+    if result.charge is not None:
+        response.headers["x-credits-cost"] = str(result.charge.cost)
+        if result.charge.remaining is not None:
+            response.headers["x-credits-remaining"] = str(result.charge.remaining)
     state = request.state
     state.model = result.model.name
     state.version = result.model.version

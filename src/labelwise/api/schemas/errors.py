@@ -37,10 +37,13 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     """OpenAPI `responses=` entries documenting the error shape for the given statuses."""
     described = {
         400: "Bad input: the message names the field and the limit.",
-        401: "Missing, malformed, unknown or revoked API key (always the same body).",
+        401: "Missing, malformed, unknown, revoked, disabled or expired API key (always the same body).",
+        402: "`INSUFFICIENT_BALANCE`: the key's credits do not cover this request; nothing was charged.",
         403: "The key lacks the scope this route needs.",
         404: "No such model, alias or version.",
         413: "The body is larger than the configured limit.",
+        429: "`TOO_MANY_REQUESTS`: over the key's rate limit (or too many failed logins); see `Retry-After` and the "
+        "`RateLimit` / `RateLimit-Policy` headers.",
         500: "Internal error; the request id identifies it in the server logs.",
         503: "Overloaded: retry after the `Retry-After` seconds.",
     }

@@ -1,0 +1,104 @@
+"""Credits: what a request costs, the atomic debit before inference, the refund when it fails.
+
+A request costs `price(engine) x texts`; the price list comes from Settings. A key without a balance (None) is
+unlimited: no database write happens for it. A key with a balance is debited with one conditional UPDATE (see
+`KeyRepository.debit`), so concurrent requests, in any worker or replica, never spend the same credit twice.
+
+`Billing.billed` is the one place a use case calls: it debits after the input was validated and the model resolved
+(so bad input is never billed and the engine is known), refunds if the work then fails, and records usage when it
+succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from labelwise.errors import InsufficientBalance
+from labelwise.services.usage import UsageMeter
+from labelwise.storage.repositories import KeyRepository
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """Who pays for a request and what it is recorded under: the key prefix and the route."""
+
+    key: str
+    route: str
+    metered: bool  # the key has a balance; False means unlimited
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What a request was charged: its cost, and the balance left (None: the key is unlimited)."""
+
+    cost: int
+    remaining: int | None
+
+
+class PriceList:
+    """Credits per text, by engine; engines not listed cost `default`."""
+
+    def __init__(self, prices: Mapping[str, int], default: int = 1) -> None:
+        self.prices = dict(prices)
+        self.default = default
+
+    def cost(self, engine: str, texts: int) -> int:
+        return self.prices.get(engine, self.default) * texts
+
+
+class CreditService:
+    """Prices requests and moves credits on the key's balance."""
+
+    def __init__(self, repo: KeyRepository, prices: PriceList) -> None:
+        self.repo = repo
+        self.prices = prices
+
+    def cost(self, engine: str, texts: int) -> int:
+        """The credits `texts` texts cost on `engine` (also what the categories API reports as `metadata.cost`)."""
+        return self.prices.cost(engine, texts)
+
+    async def debit(self, payer: Payer, cost: int) -> Charge:
+        """Take `cost` from the payer's balance; `InsufficientBalance` (402) when it does not cover it."""
+        if not payer.metered or cost <= 0:
+            return Charge(cost, None)
+        remaining = await asyncio.to_thread(self.repo.debit, payer.key, cost)
+        if remaining is not None:
+            return Charge(cost, remaining)
+        row = await asyncio.to_thread(self.repo.by_prefix, payer.key)
+        if row is not None and row.credits is None:
+            return Charge(cost, None)  # made unlimited since the key was verified
+        balance = row.credits if row is not None and row.credits is not None else 0
+        raise InsufficientBalance(
+            f"credits: this request costs {cost:,} and the key's balance is {balance:,}", cost=cost, balance=balance
+        )
+
+    async def refund(self, payer: Payer, charge: Charge) -> None:
+        """Give back a charge whose work failed."""
+        if charge.remaining is not None and charge.cost > 0:
+            await asyncio.to_thread(self.repo.refund, payer.key, charge.cost)
+
+
+class Billing:
+    """Credits and usage together, around one unit of billed work."""
+
+    def __init__(self, credits: CreditService, usage: UsageMeter) -> None:
+        self.credits = credits
+        self.usage = usage
+
+    def cost(self, engine: str, texts: int) -> int:
+        return self.credits.cost(engine, texts)
+
+    @asynccontextmanager
+    async def billed(self, payer: Payer, engine: str, texts: Sequence[str]) -> AsyncIterator[Charge]:
+        """Debit before the block, refund if it raises (cancellation included), record usage if it completes."""
+        charge = await self.credits.debit(payer, self.cost(engine, len(texts)))
+        try:
+            yield charge
+        except BaseException:
+            await self.credits.refund(payer, charge)
+            raise
+        characters = sum(len(text) for text in texts)
+        self.usage.record(payer.key, payer.route, texts=len(texts), characters=characters, credits=charge.cost)

@@ -1,0 +1,169 @@
+"""Usage metering: a ledger per key, UTC day and route (requests, texts, characters, credits).
+
+Recording is an addition to an in-memory buffer on the event loop, so the request path does no I/O for it. A
+background task flushes the buffer every `flush_seconds` with one upsert per flush (`INSERT ... ON CONFLICT DO
+UPDATE`, on SQLite and PostgreSQL alike), and `stop()` flushes what is left at shutdown. `flush()` is public: a
+reader (`GET /v1/usage`, tests) flushes first and so sees everything this process has recorded. A flush that fails
+puts its counts back for the next one, so a database that is briefly away loses nothing.
+
+Only successful, billed work is recorded: a request refused for its key, its size, its rate or its input never
+reaches the code that records, so usage texts always equal the texts of 2xx responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from labelwise.errors import Forbidden, InvalidRequest
+from labelwise.services.keys import Principal, Scope, split_key
+from labelwise.storage.repositories import UsageEntry, UsageRepository
+
+logger = logging.getLogger(__name__)
+
+MAX_REPORT_DAYS = 366
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass(slots=True)
+class _Counts:
+    requests: int = 0
+    texts: int = 0
+    characters: int = 0
+    credits: int = 0
+
+    def add(self, other: _Counts) -> None:
+        self.requests += other.requests
+        self.texts += other.texts
+        self.characters += other.characters
+        self.credits += other.credits
+
+
+_Key = tuple[str, date, str]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Ledger rows in a date range (both ends included), and their sums."""
+
+    start: date
+    end: date
+    rows: list[UsageEntry]
+
+    @property
+    def totals(self) -> UsageEntry:
+        return UsageEntry(
+            key_prefix="*",
+            day=self.end,
+            route="*",
+            requests=sum(r.requests for r in self.rows),
+            texts=sum(r.texts for r in self.rows),
+            characters=sum(r.characters for r in self.rows),
+            credits=sum(r.credits for r in self.rows),
+        )
+
+
+def report_window(
+    start: date | None, end: date | None, *, days: int = 30, today: date | None = None
+) -> tuple[date, date]:
+    """The range to report: `end` defaults to today (UTC), `start` to `days` days up to `end`; checked."""
+    last = end or today or utc_today()
+    first = start or last - timedelta(days=days - 1)
+    if first > last:
+        raise InvalidRequest(f"from: {first.isoformat()} is after to: {last.isoformat()}", param="from")
+    if (last - first).days + 1 > MAX_REPORT_DAYS:
+        raise InvalidRequest(
+            f"from: {(last - first).days + 1} days requested, the limit is {MAX_REPORT_DAYS}", param="from"
+        )
+    return first, last
+
+
+def visible_key(principal: Principal, requested: str | None) -> str | None:
+    """Whose usage `principal` may read: its own, or with the admin scope any key's (None: all keys)."""
+    wanted = (split_key(requested) or requested) if requested else None
+    if Scope.ADMIN.value in principal.scopes:
+        return wanted
+    if wanted is not None and wanted != principal.prefix:
+        raise Forbidden("key: a key may read only its own usage; other keys' needs the 'admin' scope", param="key")
+    return principal.prefix
+
+
+class UsageMeter:
+    """Buffers usage in memory and writes it to the ledger in batches; reads the ledger back."""
+
+    def __init__(
+        self, repo: UsageRepository, *, flush_seconds: float = 1.0, today: Callable[[], date] = utc_today
+    ) -> None:
+        self.repo = repo
+        self.flush_seconds = flush_seconds
+        self._today = today
+        self._buffer: dict[_Key, _Counts] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, key: str, route: str, *, texts: int, characters: int, credits: int) -> None:
+        """Count one successful request of `texts` texts (no I/O: flushed later)."""
+        counts = self._buffer.setdefault((key, self._today(), route), _Counts())
+        counts.add(_Counts(1, texts, characters, credits))
+
+    @property
+    def pending(self) -> int:
+        """Ledger rows waiting in memory for the next flush."""
+        return len(self._buffer)
+
+    async def flush(self) -> None:
+        """Write the buffer to the ledger now; on failure the counts go back into the buffer and the error rises."""
+        async with self._lock:
+            if not self._buffer:
+                return
+            batch, self._buffer = self._buffer, {}
+            entries = [
+                UsageEntry(k, d, r, c.requests, c.texts, c.characters, c.credits) for (k, d, r), c in batch.items()
+            ]
+            try:
+                await asyncio.to_thread(self.repo.add, entries)
+            except BaseException:
+                for slot, counts in batch.items():
+                    self._buffer.setdefault(slot, _Counts()).add(counts)
+                raise
+
+    def start(self) -> None:
+        """Start the periodic flush (call from inside the running event loop)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="labelwise-usage-flush")
+
+    async def stop(self) -> None:
+        """Stop the periodic flush and write what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception("usage not written at shutdown", extra={"rows": self.pending})
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_seconds)
+            try:
+                await self.flush()
+            except Exception:
+                logger.warning("usage flush failed; will retry", exc_info=True, extra={"rows": self.pending})
+
+    def read(self, start: date, end: date, key: str | None = None) -> UsageReport:
+        """The ledger as stored (what other processes have not flushed yet is not in it)."""
+        return UsageReport(start, end, self.repo.query(start, end, key))
+
+    async def report(self, start: date, end: date, key: str | None = None) -> UsageReport:
+        """The ledger after flushing this process's buffer, read off the event loop."""
+        await self.flush()
+        return await asyncio.to_thread(self.read, start, end, key)

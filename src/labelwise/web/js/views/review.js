@@ -1,0 +1,137 @@
+// Review: the low-confidence queue of a model; one click or one key press per label records feedback.
+
+import { ApiError, api, path } from '../api.js';
+import { announce, fill, h, message } from '../dom.js';
+import { percent } from '../format.js';
+import { session } from '../session.js';
+import { errorBox, listModels, modelSelect, pageHeader, unavailable } from './shared.js';
+
+export const title = 'Review';
+
+const SHORTCUTS = '123456789abcdefghijklmnopqr'; // 's' is skip, so it is left out
+const SKIP_KEY = 's';
+
+/** Queue items of any reasonable shape: [{requestId, text, scores: [{label, score}], predicted}] */
+export function queueItems(body) {
+  const list = Array.isArray(body) ? body : (body && (body.data || body.items || body.queue)) || [];
+  return list.map((item) => ({
+    requestId: String(item.request_id ?? item.id ?? ''),
+    text: String(item.text ?? ''),
+    scores: Array.isArray(item.labels) ? item.labels.filter((l) => l && typeof l === 'object') : [],
+    predicted: Array.isArray(item.predicted) ? item.predicted : [],
+  })).filter((item) => item.requestId);
+}
+
+export async function render(root, ctx) {
+  root.append(pageHeader('Review', 'Confirm or correct the predictions the model was least sure about. '
+    + 'Each answer is recorded as feedback for the next training run.'));
+  let models = [];
+  try {
+    models = await listModels(ctx.signal);
+  } catch (exc) {
+    if (ctx.signal.aborted) return undefined;
+    root.append(errorBox(exc, 'Could not list the models:'));
+    return undefined;
+  }
+  if (!models.length) {
+    root.append(message('info', 'No models yet: the review queue fills once a trained model serves requests.'));
+    return undefined;
+  }
+  const select = modelSelect(models, { id: 'review-model', withVersions: false, selected: session.load('review-model', '') });
+  const stage = h('div', { class: 'review-stage', 'aria-live': 'polite' });
+  root.append(h('div', { class: 'card toolbar' }, h('div', { class: 'field compact' },
+    h('label', { for: 'review-model' }, 'Model'), select)), stage);
+
+  let items = [];
+  let index = 0;
+  let labels = [];
+  let busy = false;
+
+  function drawItem() {
+    if (index >= items.length) {
+      fill(stage, h('div', { class: 'card empty-state' }, h('h2', {}, 'All caught up'),
+        h('p', {}, items.length ? `You reviewed ${items.length} item${items.length === 1 ? '' : 's'}.`
+          : 'Nothing to review: recent predictions of this model were confident.')));
+      return;
+    }
+    const item = items[index];
+    const best = item.scores[0];
+    const status = h('div', { class: 'form-status' });
+    const buttons = labels.map((label, i) => h('button', {
+      type: 'button', class: ['button', 'label-choice', item.predicted.includes(label) && 'suggested'],
+      dataset: { label }, 'aria-keyshortcuts': SHORTCUTS[i] || null,
+      onClick: () => choose(label, status),
+    }, SHORTCUTS[i] ? h('kbd', { 'aria-hidden': 'true' }, SHORTCUTS[i]) : null, label));
+    fill(stage, h('article', { class: 'card review-item', 'aria-labelledby': 'review-title' },
+      h('div', { class: 'job-head' }, h('h2', { id: 'review-title' }, `Item ${index + 1} of ${items.length}`),
+        best ? h('span', { class: 'badge' }, `model: ${best.label} ${percent(Number(best.score), 0)}`) : null),
+      h('blockquote', { class: 'review-text' }, item.text),
+      h('p', { class: 'hint' }, 'Pick the right label (keys 1–9 work too), or press S to skip.'),
+      h('div', { class: 'label-choices', role: 'group', 'aria-label': 'Correct label' }, buttons,
+        h('button', { type: 'button', class: 'button ghost', 'aria-keyshortcuts': SKIP_KEY,
+          onClick: () => { index += 1; drawItem(); } }, h('kbd', { 'aria-hidden': 'true' }, 'S'), 'Skip')),
+      status));
+  }
+
+  async function choose(label, status) {
+    if (busy) return;
+    busy = true;
+    try {
+      await api.post('/v1/feedback', { request_id: items[index].requestId, labels: [label] }, { signal: ctx.signal });
+      announce(`Recorded ${label}`);
+      index += 1;
+      drawItem();
+    } catch (exc) {
+      if (ctx.signal.aborted) return;
+      if (!(exc instanceof ApiError)) throw exc;
+      fill(status, exc.endpointMissing ? unavailable('Recording feedback') : errorBox(exc, 'Not recorded:'));
+    } finally {
+      busy = false;
+    }
+  }
+
+  async function load() {
+    const name = select.value;
+    session.save('review-model', name);
+    fill(stage, h('p', { class: 'muted' }, 'Loading the queue…'));
+    try {
+      const [queue, detail] = await Promise.all([
+        api.get(`/v1/review?model=${encodeURIComponent(name)}`, { signal: ctx.signal }),
+        api.get(path`/v1/models/${name}`, { signal: ctx.signal }),
+      ]);
+      items = queueItems(queue);
+      const served = detail.versions.find((v) => (v.aliases || []).includes('production')) || detail.versions[0];
+      labels = served.labels || [...new Set(items.flatMap((item) => item.scores.map((s) => s.label)))];
+      index = 0;
+      drawItem();
+    } catch (exc) {
+      if (ctx.signal.aborted) return;
+      if (!(exc instanceof ApiError)) throw exc;
+      fill(stage, exc.endpointMissing ? unavailable('The review queue') : errorBox(exc, 'Could not load the queue:'));
+    }
+  }
+
+  function onKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    const target = event.target;
+    if (target instanceof HTMLElement && target.closest('input, textarea, select, [contenteditable]')) return;
+    if (index >= items.length) return;
+    const key = event.key.toLowerCase();
+    if (key === SKIP_KEY) {
+      event.preventDefault();
+      index += 1;
+      drawItem();
+      return;
+    }
+    const position = SHORTCUTS.indexOf(key);
+    if (position >= 0 && position < labels.length) {
+      event.preventDefault();
+      stage.querySelectorAll('.label-choice')[position]?.click();
+    }
+  }
+
+  select.addEventListener('change', load);
+  document.addEventListener('keydown', onKey);
+  await load();
+  return () => document.removeEventListener('keydown', onKey);
+}
