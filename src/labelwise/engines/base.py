@@ -87,7 +87,9 @@ class Engine(ABC):
     def predict(self, texts: Sequence[str]) -> list[list[str]]:
         return self.decide(self.predict_proba(texts))
 
-    def predictions(self, texts: Sequence[str], *, top_k: int | None = None, threshold: float = 0.0) -> list[Prediction]:
+    def predictions(
+        self, texts: Sequence[str], *, top_k: int | None = None, threshold: float = 0.0
+    ) -> list[Prediction]:
         """Ranked label scores and the decision for each text."""
         proba = self.predict_proba(texts)
         decided = self.decide(proba)

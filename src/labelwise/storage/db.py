@@ -61,7 +61,7 @@ class Database:
                     connection.execute(text("SELECT pg_advisory_xact_lock(7391)"))
                 config = alembic_config(self.url)
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                command.upgrade(config, "heads")
         except OperationalError as exc:
             raise StorageError(f"database unreachable: {_redact(self.url)}") from exc
 

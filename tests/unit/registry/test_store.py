@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.support.keyword_engine import fitted
 
 from labelwise.errors import InvalidRequest, ModelLoadError, ModelNotFound
 from labelwise.registry.store import ModelStore, next_version, parse_ref
 from labelwise.storage.db import Database
 from labelwise.storage.repositories import ModelRepository
-from tests.support.keyword_engine import fitted
 
 
 @pytest.fixture
