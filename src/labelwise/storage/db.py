@@ -7,15 +7,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from labelwise.errors import StorageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent; safe to call on every start)."""
+        from alembic import command  # imported here: a server worker that does not migrate never pays for it
+
         try:
             with self.engine.begin() as connection:
                 if not self.is_sqlite:
@@ -80,6 +83,8 @@ class Database:
 
 def alembic_config(url: str) -> Config:
     """An Alembic config pointing at the migrations shipped inside the package."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(resources.files("labelwise.storage") / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
