@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,20 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared datasets not found at {path} (set LABELWISE_SHARED_DATA)")
     return path
+
+
+def encoder_cache_dir() -> Path:
+    """One derived encoder model for every test run on this machine (building it takes tens of seconds)."""
+    return Path(
+        os.environ.get("LABELWISE_TEST_ENCODER_CACHE") or Path(tempfile.gettempdir()) / "labelwise-test-encoder"
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_encoder_cache() -> None:
+    from labelwise.encoder.runtime import configure_encoder
+
+    configure_encoder(encoder_cache_dir())
 
 
 def postgres_base_url() -> str | None:

@@ -29,6 +29,10 @@ class Context:
 
     @cached_property
     def store(self) -> ModelStore:
+        from labelwise.encoder.runtime import configure_encoder
+
+        # Encoder engines derive their quantized model once, inside the data directory.
+        configure_encoder(self.settings.data_dir / "encoder")
         return ModelStore(self.settings.models_dir, ModelRepository(self.db))
 
     @cached_property

@@ -10,6 +10,9 @@ from labelwise.errors import InvalidRequest
 
 _ENGINES: dict[str, str] = {
     "linear": "labelwise.engines.linear:LinearEngine",
+    "embedding": "labelwise.engines.embedding:EmbeddingEngine",
+    "zeroshot": "labelwise.engines.zeroshot:ZeroShotEngine",
+    "auto": "labelwise.engines.auto:AutoEngine",
 }
 
 

@@ -230,6 +230,11 @@ class LinearEngine(Engine):
         scores = np.asarray(raw, dtype=np.float64) + model.intercept
         return model.calibrator.transform(scores)
 
+    def feature_weights(self) -> tuple[TfidfFeaturizer, NDArray[np.float32]]:
+        """The featurizer and the (n_features, n_classes) weights, for explanations (see `engines/explain.py`)."""
+        self.check_fitted()
+        return self._model.featurizer, self._model.coef
+
     # Persistence ------------------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:

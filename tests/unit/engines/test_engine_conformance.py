@@ -17,12 +17,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labelwise.domain import LabeledTexts, TaskType
+from labelwise.engines.auto import AutoEngine
 from labelwise.engines.base import Engine
+from labelwise.engines.embedding import EmbeddingEngine
 from labelwise.engines.linear import LinearEngine
+from labelwise.engines.zeroshot import ZeroShotEngine
 from labelwise.errors import NotFittedError
 
 ENGINES: dict[str, Callable[[], Engine]] = {
     "linear": lambda: LinearEngine(c_grid=(0.3, 1.0)),
+    "embedding": lambda: EmbeddingEngine(c_grid=(4.0, 16.0)),
+    "zeroshot": ZeroShotEngine,
+    "auto": AutoEngine,
 }
 
 TOPICS = {

@@ -1,0 +1,25 @@
+"""The sentence encoder (all-MiniLM-L6-v2 on ONNX Runtime) shared by the embedding and zero-shot engines."""
+
+from labelwise.encoder.batcher import EncoderBatcher, Timing
+from labelwise.encoder.runtime import (
+    DIMENSIONS,
+    MODEL_ID,
+    Encoder,
+    configure_encoder,
+    default_cache_dir,
+    get_encoder,
+)
+from labelwise.encoder.windows import LONG_TEXT_CHOICES, LongText
+
+__all__ = [
+    "DIMENSIONS",
+    "LONG_TEXT_CHOICES",
+    "MODEL_ID",
+    "Encoder",
+    "EncoderBatcher",
+    "LongText",
+    "Timing",
+    "configure_encoder",
+    "default_cache_dir",
+    "get_encoder",
+]

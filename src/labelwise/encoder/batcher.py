@@ -1,0 +1,187 @@
+"""Dynamic batching in front of the encoder, for concurrent requests in an asyncio server.
+
+One worker task runs the encoder in one thread, a batch at a time. A request that finds it idle runs at once
+(no waiting window); requests that arrive while a batch runs are queued and leave together in the next batch,
+taken first come first served up to a token budget (the encoder then sorts the batch's texts by length, so
+padding stays low). The queue is bounded in texts: a request that does not fit raises `Overloaded` at once,
+which the API answers with 503 and Retry-After, instead of letting latency grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from labelwise.encoder.windows import LongText
+from labelwise.errors import InvalidRequest, Overloaded
+
+logger = logging.getLogger(__name__)
+
+
+class TextEncoder(Protocol):
+    """What the batcher needs from an encoder (`Encoder`, or a fake in tests)."""
+
+    def encode(
+        self, texts: Sequence[str], *, long_text: LongText = ..., batch_size: int = ...
+    ) -> NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Where a request's time went: waiting for its batch, and the batch's encoder call."""
+
+    queue_ms: float
+    inference_ms: float
+    batch_texts: int
+
+
+@dataclass(slots=True)
+class _Request:
+    texts: list[str]
+    future: asyncio.Future[tuple[NDArray[np.float32], Timing]]
+    tokens: int
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+def estimate_tokens(text: str) -> int:
+    """About 4 characters per WordPiece token in English, plus [CLS] and [SEP]: cheap and good enough for a budget."""
+    return len(text) // 4 + 2
+
+
+class EncoderBatcher:
+    """Coalesces concurrent `embed` calls into encoder batches.
+
+    `max_queue_texts` bounds the texts waiting (beyond it, `Overloaded`), `max_batch_tokens` the estimated
+    tokens of one batch (a single larger request still runs, alone), `retry_after_s` is the hint given to
+    clients when the queue is full.
+    """
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        *,
+        max_queue_texts: int = 2048,
+        max_batch_tokens: int = 16384,
+        long_text: LongText = "mean",
+        retry_after_s: float = 1.0,
+    ) -> None:
+        self._encoder = encoder
+        self._max_queue_texts = max_queue_texts
+        self._max_batch_tokens = max_batch_tokens
+        self._long_text: LongText = long_text
+        self._retry_after_s = retry_after_s
+        self._queue: deque[_Request] = deque()
+        self._queued_texts = 0
+        self._wakeup: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._stopping = False
+
+    @property
+    def queued_texts(self) -> int:
+        return self._queued_texts
+
+    async def start(self) -> None:
+        """Start the worker task (call from the running event loop, e.g. in the app's lifespan)."""
+        if self._worker is not None:
+            return
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder-batcher")
+        self._stopping = False
+        self._worker = asyncio.get_running_loop().create_task(self._run(self._wakeup), name="encoder-batcher")
+
+    async def stop(self) -> None:
+        """Finish the batch in flight, fail the queued requests with `Overloaded`, and stop the worker."""
+        worker, self._worker = self._worker, None
+        if worker is None or self._wakeup is None:
+            return
+        self._stopping = True
+        self._wakeup.set()
+        await worker
+        while self._queue:
+            request = self._queue.popleft()
+            if not request.future.done():
+                request.future.set_exception(
+                    Overloaded("the encoder is shutting down", retry_after=self._retry_after_s)
+                )
+        self._queued_texts = 0
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Vectors of `texts` (len(texts), dimensions), computed in a batch with other concurrent requests."""
+        vectors, _ = await self.embed_timed(texts)
+        return vectors
+
+    async def embed_timed(self, texts: Sequence[str]) -> tuple[NDArray[np.float32], Timing]:
+        """Like `embed`, with the queue and inference milliseconds (for timing headers and request logs)."""
+        if self._worker is None or self._wakeup is None:
+            # Our wiring bug (or a request racing shutdown), not the client's: answered as unavailable.
+            raise Overloaded("the encoder is not running", retry_after=self._retry_after_s)
+        if not texts:
+            raise InvalidRequest("input: at least one text is required", param="input")
+        if self._queued_texts + len(texts) > self._max_queue_texts:
+            raise Overloaded(
+                f"the encoder queue is full ({self._queued_texts} texts waiting, the limit is "
+                f"{self._max_queue_texts}); retry in {self._retry_after_s:g} s",
+                retry_after=self._retry_after_s,
+            )
+        future: asyncio.Future[tuple[NDArray[np.float32], Timing]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Request(list(texts), future, sum(estimate_tokens(t) for t in texts)))
+        self._queued_texts += len(texts)
+        self._wakeup.set()
+        return await future
+
+    def _take_batch(self) -> list[_Request]:
+        batch: list[_Request] = []
+        tokens = 0
+        while self._queue and (not batch or tokens + self._queue[0].tokens <= self._max_batch_tokens):
+            request = self._queue.popleft()
+            self._queued_texts -= len(request.texts)
+            if request.future.done():  # the caller went away (cancelled); skip its work
+                continue
+            batch.append(request)
+            tokens += request.tokens
+        return batch
+
+    async def _run(self, wakeup: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            await wakeup.wait()
+            wakeup.clear()
+            while self._queue and not self._stopping:
+                batch = self._take_batch()
+                if batch:
+                    await self._run_batch(loop, batch)
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Request]) -> None:
+        texts = [text for request in batch for text in request.texts]
+        started = time.perf_counter()
+        try:
+            vectors = await loop.run_in_executor(
+                self._executor, lambda: self._encoder.encode(texts, long_text=self._long_text)
+            )
+        except Exception as exc:  # delivered to every waiting caller; the worker keeps serving
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            return
+        inference_ms = (time.perf_counter() - started) * 1000.0
+        logger.debug("encoder batch: %d requests, %d texts, %.1f ms", len(batch), len(texts), inference_ms)
+        offset = 0
+        for request in batch:
+            part = vectors[offset : offset + len(request.texts)]
+            offset += len(request.texts)
+            if not request.future.done():
+                timing = Timing((started - request.enqueued) * 1000.0, inference_ms, len(texts))
+                request.future.set_result((part, timing))

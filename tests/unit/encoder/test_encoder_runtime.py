@@ -1,0 +1,142 @@
+"""The sentence encoder: shape, normalization, determinism, windows, batching and the derived-model cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labelwise.encoder import DIMENSIONS, MODEL_ID, Encoder, get_encoder
+from labelwise.encoder import files as encoder_files
+from labelwise.errors import ConfigError, InvalidRequest
+
+SENTENCES = [
+    "The movie was a delight from start to finish.",
+    "I want to cancel my card, it was stolen yesterday.",
+    "What is the capital of Australia?",
+    "a",
+    "Terrible service, the package never arrived and nobody answers the phone.",
+    "¿Dónde está la estación de tren? 🚆",
+]
+
+
+def shared_cache() -> Path:
+    """A cache shared by test runs: deriving the model takes seconds; reuse is safe (locked, sha256-checked)."""
+    return Path(
+        os.environ.get("LABELWISE_TEST_ENCODER_CACHE") or Path(tempfile.gettempdir()) / "labelwise-test-encoder"
+    )
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return get_encoder(shared_cache())
+
+
+def test_vectors_have_the_model_shape_and_unit_norm(encoder: Encoder) -> None:
+    vectors = encoder.encode(SENTENCES)
+    assert vectors.shape == (len(SENTENCES), DIMENSIONS)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert encoder.model_id == MODEL_ID == "all-MiniLM-L6-v2"
+    assert len(encoder.sha256) == 64
+
+
+def test_encoding_is_deterministic_and_meaningful(encoder: Encoder) -> None:
+    first = encoder.encode(SENTENCES)
+    np.testing.assert_array_equal(first, encoder.encode(SENTENCES))
+    # A paraphrase is closer than an unrelated sentence: the model really runs, not a hash.
+    a, b, c = encoder.encode(["My card was stolen.", "Someone took my bank card.", "The film was wonderful."])
+    assert float(a @ b) > float(a @ c) + 0.2
+
+
+def test_a_batch_equals_the_texts_encoded_one_by_one(encoder: Encoder) -> None:
+    batch = encoder.encode(SENTENCES, batch_size=4)
+    one_by_one = np.stack([encoder.encode([text])[0] for text in SENTENCES])
+    np.testing.assert_allclose(batch, one_by_one, atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(max_size=80), min_size=2, max_size=6))
+def test_any_batch_of_unicode_texts_equals_its_texts_alone(encoder: Encoder, texts: list[str]) -> None:
+    batch = encoder.encode(texts)
+    assert np.isfinite(batch).all()
+    np.testing.assert_array_equal(batch, np.stack([encoder.encode([text])[0] for text in texts]))
+
+
+def test_empty_input_gives_an_empty_matrix(encoder: Encoder) -> None:
+    assert encoder.encode([]).shape == (0, DIMENSIONS)
+
+
+def test_a_long_text_is_split_into_windows_and_combined() -> None:
+    encoder = get_encoder(shared_cache(), max_tokens=32)  # short windows keep the test fast
+    long_text = " ".join(SENTENCES * 2)
+    tokens = encoder.count_tokens([long_text])[0]
+    assert tokens > 2 * encoder.max_tokens
+    mean, maximum, truncated = (encoder.encode([long_text], long_text=how)[0] for how in ("mean", "max", "truncate"))
+    for vector in (mean, maximum, truncated):
+        assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    assert not np.allclose(mean, truncated, atol=1e-3)
+    assert not np.allclose(mean, maximum, atol=1e-3)
+    # Truncating keeps the first window: [CLS], the first max_tokens - 2 tokens, [SEP].
+    first_window = [*encoder.tokenize([long_text])[0][: encoder.max_tokens - 1], 102]  # 102 = [SEP]
+    batches = encoder.preprocess([long_text], 0, "truncate", 8)
+    assert batches[0].input_ids[0].tolist() == first_window
+    windows = encoder.preprocess([long_text], 0, "mean", 8)
+    assert sum(b.rows for b in windows) == -(-(tokens - 2 - encoder.window_overlap) // (30 - encoder.window_overlap))
+
+
+def test_count_tokens_includes_special_tokens(encoder: Encoder) -> None:
+    assert encoder.count_tokens(["hello world", ""]) == [4, 2]
+
+
+def test_unknown_long_text_option_is_refused(encoder: Encoder) -> None:
+    with pytest.raises(InvalidRequest, match="long_text"):
+        encoder.encode(["x"], long_text="median")  # type: ignore[arg-type]
+
+
+def test_cosine_to_the_shipped_model_is_high(encoder: Encoder) -> None:
+    import onnxruntime as ort
+
+    from labelwise.encoder.windows import mean_pool, pad_windows
+
+    path, _ = encoder_files.shipped_model()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ids = encoder.tokenize(SENTENCES)
+    batch = pad_windows(ids, list(range(len(ids))))
+    feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    feeds["token_type_ids"] = np.zeros_like(batch.input_ids)
+    shipped = mean_pool(session.run(None, feeds)[0], batch.attention_mask)
+    cosine = np.sum(shipped * encoder.encode(SENTENCES), axis=1)
+    assert cosine.min() > 0.98, cosine
+
+
+def test_the_derived_model_is_cached_verified_and_reused(tmp_path: Path) -> None:
+    first = encoder_files.prepare(tmp_path)
+    stamp = first.model.stat().st_mtime_ns
+    again = encoder_files.prepare(tmp_path)
+    assert again == first
+    assert first.model.stat().st_mtime_ns == stamp  # reused, not derived again
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".derive-") or p.name.startswith(".tmp-")]
+    # A corrupted file fails its sha256 check and is derived again.
+    first.model.write_bytes(b"garbage")
+    repaired = encoder_files.prepare(tmp_path)
+    manifest = json.loads((tmp_path / "all-MiniLM-L6-v2-int8-rowwise.json").read_text())
+    assert encoder_files.sha256_of(repaired.model) == manifest["sha256"]
+    assert repaired.model.stat().st_size > 1_000_000
+
+
+def test_bad_settings_fail_fast(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="max_tokens"):
+        Encoder(tmp_path, max_tokens=1024)
+    with pytest.raises(ConfigError, match="window_overlap"):
+        Encoder(tmp_path, max_tokens=64, window_overlap=40)
+
+
+def test_get_encoder_shares_one_instance() -> None:
+    assert get_encoder(shared_cache()) is get_encoder(shared_cache())
