@@ -123,7 +123,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def test_every_marked_block_exists() -> None:
-    assert set(readme_blocks()) >= {"api", "python", "javascript", "cli", "keys"}
+    assert set(readme_blocks()) >= {"api", "client-cli", "python", "javascript", "cli", "keys"}
 
 
 def test_curl_examples(server: LiveServer) -> None:
@@ -137,6 +137,17 @@ def test_curl_examples(server: LiveServer) -> None:
     assert len(first["labels"]) == 2
     assert [r["index"] for r in batch["results"]] == [0, 1]
     assert batch["results"][0]["predicted"] == ["business"]
+
+
+def test_client_cli_example(server: LiveServer) -> None:
+    venv = server.home / ".venv"
+    if not venv.exists():
+        venv.symlink_to(BIN.parent)
+    script = readme_blocks()["client-cli"].replace("http://127.0.0.1:8000", server.url)
+    result = run(["bash", "-euo", "pipefail", "-c", script], server.env, server.home)
+    assert "business" in result.stdout
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line["predicted"] for line in lines] == [["sports"], ["tech"]]
 
 
 def test_python_example(server: LiveServer) -> None:
