@@ -1,0 +1,151 @@
+"""`/v1/jobs`: classify a whole file in the background. Submit (202), follow, fetch the results, cancel.
+
+The upload is streamed to a temporary file by the form parser, copied under `data_dir/uploads` and checked
+before the job is accepted; the body limit for this route is `max_upload_bytes`, not the normal one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse
+
+from labelwise.api.deps import PrincipalDep
+from labelwise.api.schemas.errors import ErrorResponse, error_responses
+from labelwise.api.schemas.jobs import JobList, JobPublic
+from labelwise.errors import InvalidRequest
+from labelwise.services.idempotency import IdempotencyService, body_hash
+from labelwise.services.job_worker import JobWorker
+from labelwise.services.jobs import JobService
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=error_responses(400, 401, 403, 429))
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_MEDIA_TYPES = {".csv": "text/csv", ".tsv": "text/tab-separated-values", ".jsonl": "application/x-ndjson"}
+IDEMPOTENCY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "A request with this Idempotency-Key is still in progress."},
+    422: {"model": ErrorResponse, "description": "This Idempotency-Key was used with a different body."},
+}
+JobIdPath = PathParam(max_length=64, description="The job id (`job_...`).")
+
+
+@dataclass(frozen=True, slots=True)
+class JobsApi:
+    """What the jobs and training routes use; built by the composition root and kept in `app.state.jobs`."""
+
+    service: JobService
+    idempotency: IdempotencyService
+    uploads: Path
+    worker: JobWorker | None
+
+
+async def get_jobs_api(request: Request) -> JobsApi:
+    jobs: JobsApi = request.app.state.jobs
+    return jobs
+
+
+JobsDep = Annotated[JobsApi, Depends(get_jobs_api)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="Replays the first answer.")]
+
+
+def save_upload(upload: UploadFile, uploads: Path) -> tuple[Path, str]:
+    """Copy the upload under `uploads` keeping its (sanitised) name, for its extension; its path and SHA-256."""
+    name = _SAFE_NAME.sub("_", Path(upload.filename or "").name)[-100:]
+    if not Path(name).suffix:
+        raise InvalidRequest("file: the upload needs a file name ending in .csv, .jsonl or .parquet", param="file")
+    directory = uploads / secrets.token_hex(8)
+    directory.mkdir(parents=True)
+    target = directory / name
+    digest = hashlib.sha256()
+    with target.open("wb") as out:
+        while block := upload.file.read(1 << 20):
+            digest.update(block)
+            out.write(block)
+    return target, digest.hexdigest()
+
+
+async def created(
+    jobs: JobsApi,
+    key_prefix: str,
+    idem_key: str | None,
+    fields: dict[str, Any],
+    create: Callable[[], Awaitable[JobPublic]],
+) -> JSONResponse:
+    """202 with the job and its `Location`; with an Idempotency-Key, a repeat gets the first answer again."""
+    if idem_key is not None:
+        replay = await jobs.idempotency.begin(key_prefix, idem_key, body_hash(fields))
+        if replay is not None:
+            location = {"Location": f"/v1/jobs/{replay.body['id']}"} if "id" in replay.body else None
+            return JSONResponse(replay.body, status_code=replay.status, headers=location)
+    try:
+        job = await create()
+    except BaseException:
+        if idem_key is not None:
+            await jobs.idempotency.release(key_prefix, idem_key)
+        raise
+    body = job.model_dump(mode="json")
+    if idem_key is not None:
+        await jobs.idempotency.finish(key_prefix, idem_key, 202, body)
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.post(
+    "", status_code=202, response_model=JobPublic, responses={**error_responses(402, 404, 413), **IDEMPOTENCY_RESPONSES}
+)
+async def create_job(
+    jobs: JobsDep,
+    principal: PrincipalDep,
+    file: Annotated[UploadFile, File(description="CSV, JSON lines or Parquet; the name's extension says which")],
+    model: Annotated[str, Form(max_length=200, description="model, model@version or model@alias")],
+    text_col: Annotated[str, Form(max_length=200)] = "text",
+    top_k: Annotated[int, Form(ge=1, le=20)] = 1,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Queue a job that classifies every row of `file`; the rows are checked before it is accepted (202)."""
+    path, digest = await asyncio.to_thread(save_upload, file, jobs.uploads)
+    fields = {"kind": "classify", "file": digest, "model": model, "text_col": text_col, "top_k": top_k}
+
+    async def create() -> JobPublic:
+        job = await asyncio.to_thread(jobs.service.submit_classify, principal.prefix, path, model, text_col, top_k)
+        return JobPublic.of(jobs.service.progress_of(job))
+
+    try:
+        return await created(jobs, principal.prefix, idempotency_key, fields, create)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, path.parent, True)
+
+
+@router.get("")
+def list_jobs(jobs: JobsDep, principal: PrincipalDep) -> JobList:
+    """The caller's jobs, newest first (the last 100)."""
+    return JobList(data=[JobPublic.of(p) for p in jobs.service.for_key(principal.prefix)])
+
+
+@router.get("/{job_id}", responses=error_responses(404))
+def get_job(jobs: JobsDep, principal: PrincipalDep, job_id: str = JobIdPath) -> JobPublic:
+    """A job's state and progress: rows done and total, rate, estimated time left, errors."""
+    return JobPublic.of(jobs.service.progress(job_id, principal.prefix))
+
+
+@router.get("/{job_id}/results", response_class=FileResponse, responses=error_responses(404))
+def get_results(jobs: JobsDep, principal: PrincipalDep, job_id: str = JobIdPath) -> FileResponse:
+    """The input rows with `label` and `score` added, in the input's format (once the job succeeded)."""
+    path = jobs.service.results_path(job_id, principal.prefix)
+    media_type = _MEDIA_TYPES.get(path.suffix, "application/vnd.apache.parquet")
+    return FileResponse(path, media_type=media_type, filename=f"{job_id}{path.suffix}")
+
+
+@router.delete("/{job_id}", responses=error_responses(404))
+def cancel_job(jobs: JobsDep, principal: PrincipalDep, job_id: str = JobIdPath) -> JobPublic:
+    """Cancel a queued or running job: chunks in hand finish (and are billed), no others start."""
+    return JobPublic.of(jobs.service.cancel(job_id, principal.prefix))

@@ -1,0 +1,378 @@
+"""Batch jobs: classify an uploaded file, or train a model from one, in the background and crash-safe.
+
+Submitting checks the upload (format, text column, every row readable) and splits it into chunk input files
+(`in-000000.jsonl`, ...) before the job is accepted, so a job that is queued can run. Workers (`job_worker.py`)
+lease chunks in the database and process them here.
+
+Exactly once, precisely: a chunk's output is written to a temporary name, fsynced and renamed to a name unique to
+the attempt (`out-000007-<token>.jsonl`); only then does the transaction that marks the chunk done record that
+name, add the rows to the job and bill them, on condition that this worker still holds the lease. A crash before
+that commit leaves a file no row points to (ignored, removed with the job), and the chunk is leased again once its
+lease expires. A worker whose lease was taken over commits nothing. The results are assembled only from the files
+the database names, in chunk order, so each input row appears once and is billed once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from labelwise.config import Settings
+from labelwise.data import FileFormat, PredictionWriter, ReadOptions, detect_format, iter_text_batches
+from labelwise.domain import TaskType
+from labelwise.engines.base import Engine
+from labelwise.errors import InsufficientBalance, InvalidRequest, LabelwiseError, NotFound
+from labelwise.registry.store import ModelStore
+from labelwise.services.credits import PriceList
+from labelwise.services.training import ModelService, TrainRequest, output_columns
+from labelwise.storage.jobs_repository import Bill, ChunkSpec, ClaimedChunk, InsufficientCredits, JobRepository
+from labelwise.storage.repositories import KeyRepository
+from labelwise.storage.tables import JobRow
+
+logger = logging.getLogger(__name__)
+
+JOBS_ROUTE = "/v1/jobs"
+TRAIN_ROUTE = "/v1/models"
+_RESULT_SUFFIX = {
+    FileFormat.CSV: ".csv",
+    FileFormat.TSV: ".tsv",
+    FileFormat.JSONL: ".jsonl",
+    FileFormat.PARQUET: ".parquet",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    """How jobs are cut and leased."""
+
+    root: Path  # per-job directories live here
+    chunk_rows: int = 1000
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    seed: int = 13  # training jobs
+    min_examples: int = 2
+
+    @classmethod
+    def of(cls, settings: Settings) -> JobConfig:
+        """The configuration the settings describe (jobs live in `data_dir/jobs`)."""
+        return cls(
+            root=settings.data_dir / "jobs",
+            chunk_rows=settings.job_chunk_rows,
+            lease_seconds=settings.job_lease_seconds,
+            max_attempts=settings.job_max_attempts,
+            seed=settings.seed,
+            min_examples=settings.min_examples_per_label,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """A job as its owner sees it."""
+
+    job: JobRow
+    rate: float | None  # rows per second since it started
+    eta_seconds: float | None
+
+
+class JobService:
+    """Accepts jobs, processes leased chunks, assembles results, and reports progress."""
+
+    def __init__(
+        self,
+        repo: JobRepository,
+        keys: KeyRepository,
+        store: ModelStore,
+        prices: PriceList,
+        config: JobConfig,
+    ) -> None:
+        self.repo = repo
+        self.keys = keys
+        self.store = store
+        self.models = ModelService(store)
+        self.prices = prices
+        self.config = config
+        self._engines: dict[tuple[str, str], Engine] = {}
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.config.root / job_id
+
+    # Submitting
+
+    def submit_classify(
+        self, key_prefix: str, upload: Path, model: str, text_col: str = "text", top_k: int = 1
+    ) -> JobRow:
+        """Validate `upload`, split it into chunks and queue a job classifying it with `model` (pinned now)."""
+        if not 1 <= top_k <= 20:
+            raise InvalidRequest(f"top_k: {top_k}, must be from 1 to 20", param="top_k")
+        input_format = detect_format(upload)
+        record = self.store.resolve(model)
+        job_id = new_job_id()
+        directory = self.job_dir(job_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            chunks = _split(upload, directory, text_col, self.config.chunk_rows)
+            rows = sum(c.row_count for c in chunks)
+            if rows == 0:
+                raise InvalidRequest(f"file: {upload.name} has no rows to classify", param="file")
+            self._check_balance(key_prefix, self.prices.cost(record.engine, rows))
+            job = JobRow(
+                id=job_id,
+                kind="classify",
+                key_prefix=key_prefix,
+                state="queued",
+                params={
+                    "model": record.name,
+                    "version": record.version,
+                    "engine": record.engine,
+                    "text_col": text_col,
+                    "top_k": top_k,
+                    "file": upload.name,
+                },
+                input_format=input_format.value,
+                rows_total=rows,
+                rows_done=0,
+                chunks_total=len(chunks),
+                chunks_done=0,
+                credits=0,
+                created_at=datetime.now(UTC),
+            )
+            self.repo.create(job, chunks)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        logger.info("job queued", extra={"job": job_id, "rows": rows, "model": record.ref})
+        return job
+
+    def submit_train(self, key_prefix: str, upload: Path, request: TrainRequest) -> JobRow:
+        """Validate the training data now (the same checks as `labelwise train`) and queue the training."""
+        dataset = self.models.load_data(request)
+        rows = len(dataset.train.texts) + len(dataset.validation.texts)
+        rows += len(dataset.test.texts) if dataset.test is not None else 0
+        job_id = new_job_id()
+        directory = self.job_dir(job_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        kept = directory / f"train{upload.suffix}"
+        shutil.copyfile(upload, kept)
+        options = request.options
+        job = JobRow(
+            id=job_id,
+            kind="train",
+            key_prefix=key_prefix,
+            state="queued",
+            params={
+                "name": request.name,
+                "engine": request.engine,
+                "text_col": options.text_col,
+                "label_col": options.label_col,
+                "params": request.params,
+                "seed": request.seed,
+                "min_examples": request.min_examples,
+                "file": kept.name,
+            },
+            input_format=detect_format(upload).value,
+            rows_total=rows,
+            rows_done=0,
+            chunks_total=1,
+            chunks_done=0,
+            credits=0,
+            created_at=datetime.now(UTC),
+        )
+        self.repo.create(job, [ChunkSpec(0, rows)])
+        logger.info("training job queued", extra={"job": job_id, "rows": rows, "engine": request.engine})
+        return job
+
+    def _check_balance(self, key_prefix: str, cost: int) -> None:
+        row = self.keys.by_prefix(key_prefix)
+        if row is not None and row.credits is not None and row.credits < cost:
+            raise InsufficientBalance(
+                f"credits: this job costs {cost:,} and the key's balance is {row.credits:,}",
+                cost=cost,
+                balance=row.credits,
+            )
+
+    # Reading
+
+    def progress(self, job_id: str, key_prefix: str) -> JobProgress:
+        """The job if `key_prefix` owns it; another key's job is `NotFound`, the same as a job that never was."""
+        job = self.repo.get(job_id, key_prefix)
+        if job is None:
+            raise NotFound(f"job: no job {job_id!r}", param="job_id")
+        return _progress(job)
+
+    def progress_of(self, job: JobRow) -> JobProgress:
+        return _progress(job)
+
+    def for_key(self, key_prefix: str, limit: int = 100) -> list[JobProgress]:
+        return [_progress(job) for job in self.repo.for_key(key_prefix, limit)]
+
+    def results_path(self, job_id: str, key_prefix: str) -> Path:
+        """The assembled results of a succeeded classify job."""
+        job = self.progress(job_id, key_prefix).job
+        if job.kind != "classify":
+            raise InvalidRequest(f"job: {job_id} is a {job.kind} job; it has no results file", param="job_id")
+        if job.state != "succeeded":
+            raise InvalidRequest(f"job: {job_id} is {job.state}; results exist once it succeeded", param="job_id")
+        return self.job_dir(job_id) / f"results{_RESULT_SUFFIX[FileFormat(job.input_format)]}"
+
+    def cancel(self, job_id: str, key_prefix: str) -> JobProgress:
+        """Cancel a queued or running job (chunks being processed finish and are billed; no others start)."""
+        self.progress(job_id, key_prefix)
+        self.repo.cancel(job_id, key_prefix)
+        return self.progress(job_id, key_prefix)
+
+    # Processing (called by workers)
+
+    def process(
+        self, chunk: ClaimedChunk, owner: str, after_write: Callable[[ClaimedChunk], None] | None = None
+    ) -> bool:
+        """Run one leased chunk and commit it; False when the lease was lost meanwhile (nothing recorded)."""
+        if chunk.kind == "train":
+            return self._train(chunk, owner)
+        params = chunk.params
+        engine = self._engine(params["model"], params["version"])
+        rows = [orjson.loads(line) for line in self._chunk_input(chunk).read_bytes().splitlines()]
+        texts = [row[params["text_col"]] for row in rows]
+        predictions = engine.predictions(texts, top_k=int(params["top_k"]))
+        names = output_columns(list(rows[0]), multi_label=engine.task_ is TaskType.MULTI_LABEL)
+        for row, prediction in zip(rows, predictions, strict=True):
+            row[names["label"]] = prediction.labels[0].label
+            row[names["score"]] = round(prediction.labels[0].score, 6)
+            if "labels" in names:
+                row[names["labels"]] = prediction.predicted
+            if int(params["top_k"]) > 1:
+                row["top_labels"] = [label.label for label in prediction.labels]
+        final = self.job_dir(chunk.job_id) / f"out-{chunk.seq:06d}-{secrets.token_hex(6)}.jsonl"
+        _write_atomically(final, b"".join(orjson.dumps(row) + b"\n" for row in rows))
+        if after_write is not None:
+            after_write(chunk)  # a test hook: crash here, between the file and the commit
+        bill = self._bill(chunk, params["engine"], texts, JOBS_ROUTE)
+        try:
+            committed = self.repo.complete(chunk, owner, final.name, bill)
+        except InsufficientCredits as exc:
+            final.unlink(missing_ok=True)
+            self.repo.fail_job(chunk.job_id, str(exc))
+            return False
+        if not committed:
+            final.unlink(missing_ok=True)  # another worker owns the chunk now; its file will count, not ours
+        return committed
+
+    def _train(self, chunk: ClaimedChunk, owner: str) -> bool:
+        params = chunk.params
+        request = TrainRequest(
+            name=params["name"],
+            train=self.job_dir(chunk.job_id) / params["file"],
+            engine=params["engine"],
+            options=ReadOptions(text_col=params["text_col"], label_col=params["label_col"]),
+            params=dict(params["params"]),
+            seed=int(params["seed"]),
+            min_examples=int(params["min_examples"]),
+        )
+        record, _report = self.models.train(request)
+        result = {
+            "model": record.name,
+            "version": record.version,
+            "metrics": record.metrics,
+            "report": f"/v1/models/{record.name}/versions/{record.version}/report",
+        }
+        bill = Bill(0, 0, 0, TRAIN_ROUTE, datetime.now(UTC).date())
+        return self.repo.complete(chunk, owner, "", bill, result=result)
+
+    def _bill(self, chunk: ClaimedChunk, engine: str, texts: list[str], route: str) -> Bill:
+        characters = sum(len(text) for text in texts)
+        return Bill(self.prices.cost(engine, len(texts)), len(texts), characters, route, datetime.now(UTC).date())
+
+    def _engine(self, name: str, version: str) -> Engine:
+        engine = self._engines.get((name, version))
+        if engine is None:
+            engine = self.store.load(self.store.get(name, version))
+            self._engines[(name, version)] = engine
+        return engine
+
+    def _chunk_input(self, chunk: ClaimedChunk) -> Path:
+        return self.job_dir(chunk.job_id) / f"in-{chunk.seq:06d}.jsonl"
+
+    def fail_attempt(self, chunk: ClaimedChunk, owner: str, exc: BaseException) -> None:
+        """Record a failed attempt; the message is ours for `LabelwiseError`s, a generic one for bugs."""
+        error = exc.message if isinstance(exc, LabelwiseError) else f"internal error ({type(exc).__name__})"
+        self.repo.fail_attempt(chunk, owner, error, self.config.max_attempts)
+
+    def finish_ready(self) -> int:
+        """Assemble every job whose chunks are all done and mark it succeeded; returns how many."""
+        finished = 0
+        for job in self.repo.finishable():
+            if job.kind == "classify":
+                self._assemble(job)
+            if self.repo.succeed(job.id):
+                finished += 1
+                logger.info("job succeeded", extra={"job": job.id, "rows": job.rows_done})
+        return finished
+
+    def _assemble(self, job: JobRow) -> None:
+        # Idempotent: two workers assembling at once write the same bytes and each renames its file into place.
+        target = self.job_dir(job.id) / f"results{_RESULT_SUFFIX[FileFormat(job.input_format)]}"
+        writer: PredictionWriter | None = None
+        try:
+            for row in self._result_rows(job.id):
+                if writer is None:
+                    writer = PredictionWriter(target.with_name(f"{secrets.token_hex(4)}-{target.name}"), list(row))
+                writer.write(row)
+        except BaseException:
+            if writer is not None:
+                writer.close(discard=True)
+            raise
+        if writer is not None:
+            writer.close()
+            os.replace(writer.path, target)
+
+    def _result_rows(self, job_id: str) -> Iterator[dict[str, Any]]:
+        for chunk in self.repo.chunks(job_id):
+            path = self.job_dir(job_id) / str(chunk.result_path)
+            with path.open("rb") as fh:
+                for line in fh:
+                    yield orjson.loads(line)
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(12)
+
+
+def _split(upload: Path, directory: Path, text_col: str, chunk_rows: int) -> list[ChunkSpec]:
+    """Write the upload's rows as chunk input files of `chunk_rows` rows, checking every row on the way."""
+    chunks: list[ChunkSpec] = []
+    start = 0
+    for seq, batch in enumerate(iter_text_batches(upload, text_col=text_col, batch_rows=chunk_rows)):
+        _write_atomically(directory / f"in-{seq:06d}.jsonl", b"".join(orjson.dumps(row) + b"\n" for row in batch))
+        chunks.append(ChunkSpec(start, len(batch)))
+        start += len(batch)
+    return chunks
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary name, fsync, then rename: `path` holds all of `data` or does not exist."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _progress(job: JobRow) -> JobProgress:
+    rate = eta = None
+    if job.started_at is not None and job.rows_done > 0:
+        started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=UTC)
+        end = job.finished_at or datetime.now(UTC)
+        end = end if end.tzinfo else end.replace(tzinfo=UTC)
+        elapsed = max((end - started).total_seconds(), 1e-3)
+        rate = job.rows_done / elapsed
+        eta = (job.rows_total - job.rows_done) / rate if job.state in ("queued", "running") else 0.0
+    return JobProgress(job, rate, eta)
