@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metrics, the prediction log, drift, feedback and explanations' helpers."""

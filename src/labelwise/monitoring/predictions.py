@@ -1,0 +1,157 @@
+"""The prediction log: per text, who asked, which model version answered, the text's hash and length, top labels.
+
+Recording appends to an in-memory buffer on the event loop (no I/O on the request path); a background task writes
+the buffer every `flush_seconds`, as `services/usage.py` does for usage. A failed flush keeps the rows for the next.
+
+Raw text is stored only where the server (`log_raw_text`) or the key (`log_raw_text_keys`) opts in, and is blanked
+after `retention` by the same background task. Sampling is by request id, so a request is logged whole or not at all,
+and the same id always gets the same decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime, timedelta
+
+from labelwise.domain import Prediction
+from labelwise.storage.monitoring import LoggedPrediction, PredictionLogRepository
+
+logger = logging.getLogger(__name__)
+
+_CLEANUP_EVERY_SECONDS = 60.0
+_MAX_BUFFER = 100_000  # beyond this (database away for long) the oldest rows are dropped, not memory exhausted
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def share_of(request_id: str) -> float:
+    """A stable number in [0, 1) drawn from a request id: the same id always lands in the same place."""
+    digest = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PredictionLog:
+    """Buffers predictions and writes them in batches; prunes raw text past its retention."""
+
+    def __init__(
+        self,
+        repo: PredictionLogRepository,
+        *,
+        sample: float = 1.0,
+        raw_text: bool = False,
+        raw_text_keys: Collection[str] = (),
+        retention: timedelta = timedelta(days=30),
+        flush_seconds: float = 1.0,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.repo = repo
+        self.sample = sample
+        self.raw_text = raw_text
+        self.raw_text_keys = frozenset(raw_text_keys)
+        self.retention = retention
+        self.flush_seconds = flush_seconds
+        self._now = now
+        self._buffer: list[LoggedPrediction] = []
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def sampled(self, request_id: str) -> bool:
+        return self.sample >= 1.0 or share_of(request_id) < self.sample
+
+    def record(
+        self,
+        request_id: str,
+        key_prefix: str | None,
+        model: str,
+        version: str,
+        texts: Sequence[str],
+        predictions: Sequence[Prediction],
+    ) -> None:
+        """Buffer one request's predictions if sampled (no I/O here)."""
+        if not self.sampled(request_id):
+            return
+        keep_text = self.raw_text or (key_prefix is not None and key_prefix in self.raw_text_keys)
+        at = self._now()
+        for i, (text, prediction) in enumerate(zip(texts, predictions, strict=True)):
+            scores = [(s.label, s.score) for s in prediction.labels]
+            best = scores[0][1] if scores else 0.0
+            second = scores[1][1] if len(scores) > 1 else 0.0
+            self._buffer.append(
+                LoggedPrediction(
+                    request_id,
+                    i,
+                    at,
+                    key_prefix,
+                    model,
+                    version,
+                    text_sha256(text),
+                    len(text),
+                    scores,
+                    list(prediction.predicted),
+                    best,
+                    best - second,
+                    text if keep_text else None,
+                )
+            )
+        if len(self._buffer) > _MAX_BUFFER:
+            del self._buffer[: len(self._buffer) - _MAX_BUFFER]
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def flush(self) -> None:
+        """Write the buffer now; on failure the rows go back and the error rises."""
+        async with self._lock:
+            if not self._buffer:
+                return
+            batch, self._buffer = self._buffer, []
+            try:
+                await asyncio.to_thread(self.repo.add, batch)
+            except BaseException:
+                self._buffer[:0] = batch
+                raise
+
+    async def cleanup(self) -> int:
+        """Blank raw texts older than the retention period; how many were blanked."""
+        return await asyncio.to_thread(self.repo.forget_raw_text, self._now() - self.retention)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="labelwise-prediction-log")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception("prediction log not written at shutdown", extra={"rows": self.pending})
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_cleanup = loop.time()
+        while True:
+            try:
+                await self.flush()
+                if loop.time() >= next_cleanup:
+                    next_cleanup = loop.time() + _CLEANUP_EVERY_SECONDS
+                    removed = await self.cleanup()
+                    if removed:
+                        logger.info("raw texts past retention removed", extra={"rows": removed})
+            except Exception:
+                logger.warning("prediction log flush failed; will retry", exc_info=True, extra={"rows": self.pending})
+            await asyncio.sleep(self.flush_seconds)

@@ -1,0 +1,180 @@
+"""Repositories of the prediction log and of feedback (tables of migration 0003_monitoring)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from labelwise.storage.db import Database
+from labelwise.storage.tables import FeedbackRow, PredictionLogRow
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes even for timezone-aware columns; everything we store is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedPrediction:
+    """One row of the prediction log. `labels` holds `[label, score]` pairs, best first."""
+
+    request_id: str
+    item: int
+    created_at: datetime
+    key_prefix: str | None
+    model: str
+    version: str
+    text_sha256: str
+    text_chars: int
+    labels: list[tuple[str, float]]
+    predicted: list[str]
+    confidence: float
+    margin: float
+    raw_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackEntry:
+    """A stored correction."""
+
+    created_at: datetime
+    key_prefix: str | None
+    request_id: str | None
+    model: str | None
+    text_sha256: str
+    raw_text: str | None
+    labels: list[str]
+
+
+def _logged(row: PredictionLogRow) -> LoggedPrediction:
+    return LoggedPrediction(
+        row.request_id,
+        row.item,
+        _aware(row.created_at),
+        row.key_prefix,
+        row.model,
+        row.version,
+        row.text_sha256,
+        row.text_chars,
+        [(str(label), float(score)) for label, score in row.labels],
+        [str(label) for label in row.predicted],
+        row.confidence,
+        row.margin,
+        row.raw_text,
+    )
+
+
+class PredictionLogRepository:
+    """Adds, reads and prunes the prediction log."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, entries: Sequence[LoggedPrediction]) -> None:
+        if not entries:
+            return
+        values: list[dict[str, Any]] = [
+            {
+                "request_id": e.request_id,
+                "item": e.item,
+                "created_at": e.created_at,
+                "key_prefix": e.key_prefix,
+                "model": e.model,
+                "version": e.version,
+                "text_sha256": e.text_sha256,
+                "text_chars": e.text_chars,
+                "labels": [list(pair) for pair in e.labels],
+                "predicted": e.predicted,
+                "confidence": e.confidence,
+                "margin": e.margin,
+                "raw_text": e.raw_text,
+            }
+            for e in entries
+        ]
+        with self.db.session() as session:
+            session.execute(insert(PredictionLogRow), values)
+
+    def by_request(self, request_id: str) -> list[LoggedPrediction]:
+        query = select(PredictionLogRow).where(PredictionLogRow.request_id == request_id)
+        with self.db.session() as session:
+            return [_logged(r) for r in session.scalars(query.order_by(PredictionLogRow.item)).all()]
+
+    def window(self, model: str, since: datetime, version: str | None = None) -> list[LoggedPrediction]:
+        """Predictions of `model` (one version, or all) logged at or after `since`."""
+        query = select(PredictionLogRow).where(PredictionLogRow.model == model, PredictionLogRow.created_at >= since)
+        if version is not None:
+            query = query.where(PredictionLogRow.version == version)
+        with self.db.session() as session:
+            return [_logged(r) for r in session.scalars(query).all()]
+
+    def review(self, model: str | None, *, by: str, limit: int, with_text_only: bool) -> list[LoggedPrediction]:
+        """The least sure predictions first: lowest `confidence` or `margin` (`by`)."""
+        column = PredictionLogRow.margin if by == "margin" else PredictionLogRow.confidence
+        query = select(PredictionLogRow)
+        if model is not None:
+            query = query.where(PredictionLogRow.model == model)
+        if with_text_only:
+            query = query.where(PredictionLogRow.raw_text.is_not(None))
+        query = query.order_by(column, PredictionLogRow.id).limit(limit)
+        with self.db.session() as session:
+            return [_logged(r) for r in session.scalars(query).all()]
+
+    def forget_raw_text(self, before: datetime) -> int:
+        """Blank the raw text of rows logged before `before`; the number of rows changed."""
+        statement = (
+            update(PredictionLogRow)
+            .where(PredictionLogRow.created_at < before, PredictionLogRow.raw_text.is_not(None))
+            .values(raw_text=None)
+        )
+        with self.db.session() as session:
+            return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+    def count(self) -> int:
+        with self.db.session() as session:
+            return int(session.scalar(select(func.count()).select_from(PredictionLogRow)) or 0)
+
+    def delete_before(self, before: datetime) -> int:
+        with self.db.session() as session:
+            result = session.execute(delete(PredictionLogRow).where(PredictionLogRow.created_at < before))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class FeedbackRepository:
+    """Stored corrections."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, entry: FeedbackEntry) -> None:
+        with self.db.session() as session:
+            session.add(
+                FeedbackRow(
+                    created_at=entry.created_at,
+                    key_prefix=entry.key_prefix,
+                    request_id=entry.request_id,
+                    model=entry.model,
+                    text_sha256=entry.text_sha256,
+                    raw_text=entry.raw_text,
+                    labels=list(entry.labels),
+                )
+            )
+
+    def for_model(self, model: str) -> list[FeedbackEntry]:
+        query = select(FeedbackRow).where(FeedbackRow.model == model).order_by(FeedbackRow.id)
+        with self.db.session() as session:
+            return [
+                FeedbackEntry(
+                    _aware(r.created_at),
+                    r.key_prefix,
+                    r.request_id,
+                    r.model,
+                    r.text_sha256,
+                    r.raw_text,
+                    [str(x) for x in r.labels],
+                )
+                for r in session.scalars(query).all()
+            ]
