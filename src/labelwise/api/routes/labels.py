@@ -1,0 +1,26 @@
+"""`POST /classification`: the labels API, zero-shot over label names (errors in the native shape)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from labelwise.api.deps import CompatDep, PayerDep
+from labelwise.api.schemas.compat import LabelsClassificationRequest, LabelsClassificationResponse
+from labelwise.api.schemas.errors import error_responses
+
+router = APIRouter(tags=["labels"], responses=error_responses(400, 401, 402, 403, 413, 429, 500, 503))
+
+
+@router.post("/classification")
+async def classify_labels(
+    body: LabelsClassificationRequest, request: Request, service: CompatDep, payer: PayerDep
+) -> LabelsClassificationResponse:
+    """Zero-shot classification of one text against label names, best first; send the key as
+    `Authorization: Token KEY`. `multi_class: true` scores each label independently (else scores sum to 1).
+
+    Example: `{"text": "The match went to extra time", "labels": ["sport", "politics"]}` ->
+    `{"labels": ["sport", "politics"], "scores": [0.9, 0.1]}`.
+    """
+    ranked = await service.labels(body.text, body.labels, multi_class=body.multi_class, payer=payer)
+    request.state.texts = 1
+    return LabelsClassificationResponse(labels=[s.label for s in ranked], scores=[s.score for s in ranked])

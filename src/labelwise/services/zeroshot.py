@@ -1,0 +1,161 @@
+"""Zero-shot classification as a use case: label sets from a request become cached `ZeroShotEngine`s.
+
+Building an engine embeds its label texts (once per label set, then kept in an LRU of engines; the label vectors
+are also cached per label text inside the engine module). The texts themselves go through the shared encoder
+batcher, so concurrent zero-shot requests, and embedding requests, are encoded together in one call; the scores
+are then a matrix product with the label vectors, calibrated for the mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from labelwise.domain import ModelVersion, Prediction
+from labelwise.encoder import MODEL_ID, EncoderBatcher
+from labelwise.engines.base import FloatArray, rank_scores
+from labelwise.engines.zeroshot import ZeroShotEngine
+from labelwise.errors import InvalidRequest
+from labelwise.inference.batcher import Timing
+from labelwise.services.classify import Classification, ClassifyService
+from labelwise.services.credits import Payer
+
+ZEROSHOT_ENGINE = "zeroshot"  # the model name in responses and the price-list entry
+
+
+@dataclass(frozen=True, slots=True)
+class LabelLimits:
+    """How many labels a request may name, and how long each name and description may be."""
+
+    max_labels: int = 100
+    max_label_chars: int = 100
+    max_description_chars: int = 500
+    key_pattern: re.Pattern[str] | None = None
+    key_rule: str = ""
+
+
+NATIVE_LIMITS = LabelLimits()
+
+
+def check_labels(
+    items: Sequence[tuple[str, str]], *, param: str, limits: LabelLimits = NATIVE_LIMITS
+) -> dict[str, str]:
+    """(name, description) pairs as {name: description}; `InvalidRequest` naming the item and the limit when one
+    is broken (too many, empty, too long, not matching the key rule, or given twice)."""
+    if not items:
+        raise InvalidRequest(f"{param}: give at least one label", param=param)
+    if len(items) > limits.max_labels:
+        raise InvalidRequest(f"{param}: {len(items):,} labels, the limit is {limits.max_labels:,}", param=param)
+    out: dict[str, str] = {}
+    for i, (name, description) in enumerate(items):
+        where = f"{param}[{i}]"
+        if not name.strip():
+            raise InvalidRequest(f"{where}: must not be empty", param=where)
+        if len(name) > limits.max_label_chars:
+            raise InvalidRequest(
+                f"{where}: {len(name):,} characters, the limit is {limits.max_label_chars:,}", param=where
+            )
+        if limits.key_pattern is not None and not limits.key_pattern.fullmatch(name):
+            raise InvalidRequest(f"{where}: {limits.key_rule}", param=where)
+        if len(description) > limits.max_description_chars:
+            raise InvalidRequest(
+                f"{where}.description: {len(description):,} characters, the limit is {limits.max_description_chars:,}",
+                param=f"{where}.description",
+            )
+        if name in out:
+            raise InvalidRequest(f"{where}: {name[:100]!r} is given twice", param=where)
+        out[name] = description
+    return out
+
+
+class ZeroShotService:
+    """Scores texts against label sets named in the request, with no trained model."""
+
+    def __init__(self, batcher: EncoderBatcher, classify: ClassifyService, *, cache_size: int = 256) -> None:
+        self.batcher = batcher
+        self.classify_service = classify  # for its text limits and billing, which zero-shot shares
+        self.cache_size = cache_size
+        self._engines: OrderedDict[tuple[object, ...], ZeroShotEngine] = OrderedDict()
+        self._created = datetime.now(UTC)
+
+    async def engine(self, labels: Mapping[str, str], *, mode: str, threshold: float = 0.5) -> ZeroShotEngine:
+        """The engine for this label set and mode, built on first use and then kept (least recently used goes)."""
+        key = (tuple(labels.items()), mode, threshold)
+        found = self._engines.get(key)
+        if found is not None:
+            self._engines.move_to_end(key)
+            return found
+        # Labels with descriptions are passed as a dict; names alone keep their text template.
+        given: list[str] | dict[str, str] = dict(labels) if any(labels.values()) else list(labels)
+        # Building embeds the label texts (and loads the encoder the first time): a thread, off the event loop.
+        engine = await asyncio.to_thread(ZeroShotEngine.from_labels, given, mode=mode, threshold=threshold)
+        self._engines[key] = engine
+        while len(self._engines) > self.cache_size:
+            self._engines.popitem(last=False)
+        return engine
+
+    async def scores(self, texts: Sequence[str], engine: ZeroShotEngine) -> tuple[FloatArray, Timing]:
+        """Scores (texts, labels) in the engine's label order, with the encoder batch's timing."""
+        vectors, timing = await self.batcher.embed_timed(texts)
+        # float64, as the engine does, so one text scores the same alone or in a batch.
+        cosine = vectors.astype(np.float64) @ engine.label_vectors.astype(np.float64).T
+        return engine.proba_from_cosine(cosine), Timing(timing.queue_ms, timing.inference_ms)
+
+    def record(self, engine: ZeroShotEngine) -> ModelVersion:
+        """What responses name as the model: `zeroshot`, versioned by the encoder."""
+        return ModelVersion(
+            name=ZEROSHOT_ENGINE,
+            version=MODEL_ID,
+            engine=ZEROSHOT_ENGINE,
+            task=engine.task_,
+            labels=list(engine.classes_),
+            created_at=self._created,
+            sha256="",
+            path="",
+        )
+
+    async def classify(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[tuple[str, str]],
+        *,
+        param: str = "labels",
+        limits: LabelLimits = NATIVE_LIMITS,
+        mode: str = "exclusive",
+        top_k: int | None = 3,
+        threshold: float = 0.0,
+        decision_threshold: float = 0.5,
+        single: bool = False,
+        payer: Payer | None = None,
+    ) -> Classification:
+        """Like `ClassifyService.classify`, against `labels` ((name, description) pairs, checked against `limits`;
+        errors name `param`).
+
+        `mode` is the engine's (`exclusive`: scores sum to 1; `multi_label`/`confidence`: independent scores, a
+        label is predicted at or over `decision_threshold`; `binary`: 0 or 1). Billed as engine "zeroshot".
+        """
+        service = self.classify_service
+        service.check_texts(texts, single=single)
+        checked = check_labels(labels, param=param, limits=limits)
+        if mode == "exclusive" and len(checked) < 2:
+            raise InvalidRequest(f"{param}: exclusive scores need at least 2 labels", param=param)
+        engine = await self.engine(checked, mode=mode, threshold=decision_threshold)
+        billing = service.billing
+        if payer is None or billing is None:
+            proba, timing = await self.scores(texts, engine)
+            charge = None
+        else:
+            async with billing.billed(payer, ZEROSHOT_ENGINE, texts) as charge:
+                proba, timing = await self.scores(texts, engine)
+        classes = engine.classes_
+        predictions = [
+            Prediction(rank_scores(classes, row, top_k=top_k, threshold=threshold), decided)
+            for row, decided in zip(proba, engine.decide(proba), strict=True)
+        ]
+        return Classification(predictions, self.record(engine), timing, charge)
