@@ -42,6 +42,8 @@ def _shared_encoder_cache() -> None:
     from labelwise.encoder.runtime import configure_encoder
 
     configure_encoder(encoder_cache_dir())
+    # Apps under test configure the encoder from their settings (create_app): point those at the shared model too.
+    os.environ.setdefault("LABELWISE_ENCODER_DIR", str(encoder_cache_dir()))
 
 
 def postgres_base_url() -> str | None:

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     queue_max: int = Field(default=2048, ge=1)
     cache_size: int = Field(default=10_000, ge=0)
     model_poll_seconds: float = Field(default=2.0, gt=0.0)
+    # The sentence encoder (embeddings and zero-shot); see api/app.py and services/zeroshot.py
+    encoder_dir: Path | None = Field(default=None, description="derived encoder model; default data_dir/encoder")
+    preload_encoder: bool = Field(default=False, description="load the encoder at startup; /ready then waits for it")
+    encoder_queue_texts: int = Field(default=2048, ge=1, description="texts waiting for the encoder before 503")
+    zeroshot_cache_size: int = Field(default=256, ge=1, description="label sets whose zero-shot engines are kept")
 
     # Limits, credits and usage (see services/limits.py, credits.py, usage.py)
     default_rate_limit: str | None = Field(
@@ -51,9 +56,34 @@ class Settings(BaseSettings):
     redis_probe_seconds: float = Field(default=5.0, gt=0.0, description="how often to retry Redis while it is away")
     usage_flush_seconds: float = Field(default=1.0, gt=0.0)
 
+    # Monitoring (see monitoring/): metrics, the prediction log, drift, rollout
+    metrics_public: bool = Field(default=False, description="serve /metrics without a key (else: admin scope)")
+    prediction_log_sample: float = Field(default=1.0, ge=0.0, le=1.0, description="share of texts logged")
+    log_raw_text: bool = Field(default=False, description="store raw texts in the prediction log for every key")
+    log_raw_text_keys: list[str] = Field(default_factory=list, description="key prefixes whose raw texts are stored")
+    raw_text_retention_days: float = Field(default=30.0, gt=0.0, description="raw texts are deleted after this")
+    prediction_log_flush_seconds: float = Field(default=1.0, gt=0.0)
+    canary_share: float = Field(default=0.0, ge=0.0, le=1.0, description="share of traffic sent to name@canary")
+    shadow: bool = Field(default=True, description="score traffic with name@shadow in the background, if it exists")
+    shadow_sample: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="share of requests also scored by name@shadow: the shadow's work competes with live traffic "
+        "for the same cores, so a sample keeps responses as fast as without it",
+    )
+
     # Training
     seed: int = 13
     min_examples_per_label: int = Field(default=2, ge=1)
+
+    # Batch jobs (see services/jobs.py and services/job_worker.py)
+    max_upload_bytes: int = Field(default=200_000_000, ge=1024, description="largest job or training upload")
+    embedded_worker: bool = Field(default=True, description="run a job worker inside the server process")
+    job_chunk_rows: int = Field(default=1000, ge=1)
+    job_lease_seconds: float = Field(default=30.0, gt=0.0, description="a chunk's lease; renewed while worked on")
+    job_max_attempts: int = Field(default=3, ge=1, description="attempts before a chunk, and its job, fail")
+    worker_poll_seconds: float = Field(default=0.5, gt=0.0, description="how often an idle worker looks for work")
 
     @field_validator("log_level")
     @classmethod

@@ -106,3 +106,10 @@ class ModelLoadError(LabelwiseError):
 class StorageError(LabelwiseError):
     code = "storage_error"
     http_status = 503
+
+
+class IdempotencyKeyReused(LabelwiseError):
+    """An `Idempotency-Key` sent again with a different body."""
+
+    code = "idempotency_key_reused"
+    http_status = 422

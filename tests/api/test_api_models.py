@@ -6,7 +6,7 @@ import pytest
 
 from labelwise.api.schemas.errors import ErrorResponse
 from labelwise.api.schemas.health import Readiness
-from labelwise.api.schemas.models import ModelDetail, ModelList
+from labelwise.api.schemas.models import ModelDetail, ModelList, ModelSummary
 from tests.api.serving_fakes import Fixture, Running
 
 pytestmark = pytest.mark.anyio
@@ -19,7 +19,7 @@ async def test_list_models_in_openai_shape_with_versions(running: Running, fx: F
     r = await running.client.get("/v1/models", headers=auth)
     listing = ModelList.model_validate(r.json())
     assert listing.object == "list"
-    [model] = listing.data
+    [model] = [m for m in listing.data if isinstance(m, ModelSummary)]  # the embedding model has no versions
     assert (model.id, model.object) == ("intents", "model")
     assert [v.version for v in model.versions] == ["1.1.0", "1.0.0"]
     assert model.aliases == {"production": "1.1.0", "latest": "1.1.0", "canary": "1.0.0"}

@@ -32,12 +32,21 @@ PUBLIC_PREFIXES = ("/ui/",)
 PATTERN_SCOPES: Sequence[tuple[re.Pattern[str], str]] = (
     (re.compile(r"/v1/models/[^/]+/aliases(?:/.*)?"), KeyScope.ADMIN.value),
 )
+# (method, path) pairs whose scope depends on the method; matched before the patterns and prefixes below.
+METHOD_SCOPES: Sequence[tuple[str, str, str]] = (
+    ("POST", "/v1/models", KeyScope.TRAIN.value),
+    ("POST", "/v1/jobs", KeyScope.CLASSIFY.value),
+)
 # Path prefixes and the scope they need; a path not listed needs only a valid key (the router then answers 404).
 ROUTE_SCOPES: Sequence[tuple[str, str]] = (
     ("/v1/classify", KeyScope.CLASSIFY.value),
     ("/v1/batch", KeyScope.CLASSIFY.value),
     ("/v1/models", KeyScope.CLASSIFY.value),
     ("/v1/keys", KeyScope.ADMIN.value),
+    ("/v1/embeddings", KeyScope.CLASSIFY.value),
+    ("/classify", KeyScope.CLASSIFY.value),
+    ("/text/classification", KeyScope.CLASSIFY.value),
+    ("/classification", KeyScope.CLASSIFY.value),
 )
 _MAX_KEY_CHARS = 256
 _SCHEMES = (b"bearer", b"token")
@@ -59,7 +68,10 @@ def extract_key(scope: Scope) -> str | None:
     return key.decode("latin-1")
 
 
-def required_scope(path: str) -> str | None:
+def required_scope(path: str, method: str | None = None) -> str | None:
+    for verb, exact, needed in METHOD_SCOPES:
+        if method == verb and path.rstrip("/") == exact:
+            return needed
     for pattern, needed in PATTERN_SCOPES:
         if pattern.fullmatch(path):
             return needed
@@ -151,13 +163,13 @@ class AuthMiddleware:
             if self.guard is not None:
                 await self.guard.failed(scope)
             exc: Unauthorized | Forbidden = Unauthorized(UNAUTHORIZED_MESSAGE)
-            await labelwise_error_response(exc, state.get("request_id"))(scope, receive, send)
+            await labelwise_error_response(exc, state.get("request_id"), scope["path"])(scope, receive, send)
             return
         state["key_prefix"] = principal.prefix
         state["principal"] = principal
-        needed = required_scope(scope["path"])
+        needed = required_scope(scope["path"], scope.get("method"))
         if needed is not None and not principal.allows(needed):
             exc = Forbidden(f"this key lacks the {needed!r} scope that {scope['path']} needs")
-            await labelwise_error_response(exc, state.get("request_id"))(scope, receive, send)
+            await labelwise_error_response(exc, state.get("request_id"), scope["path"])(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -16,10 +16,13 @@ from labelwise.config import Settings
 from labelwise.errors import Unauthorized
 from labelwise.inference.manager import ModelManager
 from labelwise.services.classify import ClassifyService
+from labelwise.services.compat import CompatService
 from labelwise.services.credits import Payer
+from labelwise.services.embeddings import EmbeddingService
 from labelwise.services.keys import KeyService, Principal
 from labelwise.services.limits import RequestLimiter
 from labelwise.services.usage import UsageMeter
+from labelwise.services.zeroshot import ZeroShotService
 from labelwise.storage.db import Database
 
 
@@ -80,6 +83,21 @@ async def get_payer(request: Request) -> Payer | None:
     return Payer(principal.prefix, route, principal.metered)
 
 
+async def get_zeroshot(request: Request) -> ZeroShotService:
+    zeroshot: ZeroShotService = request.app.state.zeroshot
+    return zeroshot
+
+
+async def get_compat(request: Request) -> CompatService:
+    compat: CompatService = request.app.state.compat
+    return compat
+
+
+async def get_embeddings(request: Request) -> EmbeddingService:
+    embeddings: EmbeddingService = request.app.state.embeddings
+    return embeddings
+
+
 ServicesDep = Annotated[AppServices, Depends(get_services)]
 ClassifyServiceDep = Annotated[ClassifyService, Depends(get_classify_service)]
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
@@ -88,3 +106,6 @@ KeyServiceDep = Annotated[KeyService, Depends(get_key_service)]
 UsageMeterDep = Annotated[UsageMeter, Depends(get_usage_meter)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 PayerDep = Annotated[Payer | None, Depends(get_payer)]
+ZeroShotDep = Annotated[ZeroShotService, Depends(get_zeroshot)]
+EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embeddings)]
+CompatDep = Annotated[CompatService, Depends(get_compat)]

@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Send
 
+from labelwise.api import error_shapes
+from labelwise.api.error_shapes import Failure, Renderer
 from labelwise.errors import LabelwiseError, Overloaded, RateLimited, Unauthorized
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,37 @@ _HTTP_CODES: Mapping[int, tuple[str, str]] = {
     405: ("method_not_allowed", "method not allowed on this route"),
     413: ("payload_too_large", "body: the request body is too large"),
 }
+
+
+# Path prefix -> the error shape of that API surface (a prefix matches the path itself or the path below it);
+# every other path answers in the native shape. Middleware refusals (auth, rate limit, body size) use it too.
+SURFACES: Sequence[tuple[str, Renderer]] = (
+    ("/v1/embeddings", error_shapes.openai),
+    ("/classify", error_shapes.vllm),
+    ("/text/classification", error_shapes.categories),
+)
+
+
+def renderer_for(path: str | None) -> Renderer:
+    if path is not None:
+        for prefix, render in SURFACES:
+            if path == prefix or path.startswith(prefix + "/"):
+                return render
+    return error_shapes.native
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        # A lone surrogate copied from the input into a message: escape it rather than fail while failing.
+        return orjson.dumps(_escape_all(body))
+
+
+def _escape_all(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _escape_all(v) for k, v in value.items()}
+    return _escape(value) if isinstance(value, str) else value
 
 
 class BodyTooLarge(HTTPException):
@@ -68,16 +101,21 @@ def error_response(
     param: str | None = None,
     request_id: str | None = None,
     headers: Mapping[str, str] | None = None,
+    path: str | None = None,
+    malformed: bool = False,
 ) -> Response:
+    """The error in the shape of the surface that `path` belongs to (native when None or not listed)."""
+    render = renderer_for(path)
+    status, body = render(Failure(status, code, message, param, request_id, malformed))
     return Response(
-        error_body(code, message, param, request_id),
+        _dumps(body),
         status_code=status,
         headers=dict(headers or {}),
         media_type="application/json",
     )
 
 
-def labelwise_error_response(exc: LabelwiseError, request_id: str | None) -> Response:
+def labelwise_error_response(exc: LabelwiseError, request_id: str | None, path: str | None = None) -> Response:
     """The response for one of our own errors, with the headers its status calls for."""
     headers: dict[str, str] = {}
     if isinstance(exc, Overloaded):
@@ -87,7 +125,7 @@ def labelwise_error_response(exc: LabelwiseError, request_id: str | None) -> Res
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     return error_response(
-        exc.http_status, exc.code, exc.message, param=exc.param, request_id=request_id, headers=headers
+        exc.http_status, exc.code, exc.message, param=exc.param, request_id=request_id, headers=headers, path=path
     )
 
 
@@ -126,13 +164,21 @@ async def _labelwise_handler(request: Request, exc: Exception) -> Response:
     if exc.http_status == 500:
         # Our own error class, but still a server-side failure (a model that will not load, an unfitted engine).
         logger.error("request failed: %s", exc.message, extra={"request_id": request_id}, exc_info=exc)
-    return labelwise_error_response(exc, request_id)
+    return labelwise_error_response(exc, request_id, request.scope["path"])
 
 
 async def _validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     param, message = validation_message(exc.errors())
-    return error_response(400, "invalid_request", message, param=param, request_id=request_id_of(request))
+    return error_response(
+        400,
+        "invalid_request",
+        message,
+        param=param,
+        request_id=request_id_of(request),
+        path=request.scope["path"],
+        malformed=True,
+    )
 
 
 async def _http_handler(request: Request, exc: Exception) -> Response:
@@ -141,7 +187,14 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc, BodyTooLarge) else default
     param = "body" if exc.status_code in (400, 413) else None
     return error_response(
-        exc.status_code, code, message, param=param, request_id=request_id_of(request), headers=exc.headers
+        exc.status_code,
+        code,
+        message,
+        param=param,
+        request_id=request_id_of(request),
+        headers=exc.headers,
+        path=request.scope["path"],
+        malformed=exc.status_code == 400,
     )
 
 
@@ -152,14 +205,15 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_handler)
 
 
-async def send_internal_error(send: Send, exc: BaseException, request_id: str) -> None:
+async def send_internal_error(send: Send, exc: BaseException, request_id: str, path: str | None = None) -> None:
     """Log an unexpected exception with its traceback and answer a generic 500 naming only the request id."""
     logger.error("unhandled error", extra={"request_id": request_id}, exc_info=exc)
-    body = error_body("internal_error", INTERNAL_MESSAGE, None, request_id)
+    status, shaped = renderer_for(path)(Failure(500, "internal_error", INTERNAL_MESSAGE, None, request_id))
+    body = _dumps(shaped)
     await send(
         {
             "type": "http.response.start",
-            "status": 500,
+            "status": status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
         }
     )

@@ -81,7 +81,7 @@ class RequestContextMiddleware:
             if response_started:
                 logger.error("error after the response started", extra={"request_id": request_id}, exc_info=exc)
             else:
-                await send_internal_error(send_with_id, exc, request_id)
+                await send_internal_error(send_with_id, exc, request_id, scope["path"])
         finally:
             _log_access(scope, state, status, started)
 
@@ -103,28 +103,50 @@ def _log_access(scope: Scope, state: dict[str, Any], status: int, started: float
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over `max_bytes`: by `Content-Length` before reading anything, and by counting chunks."""
+    """Refuses bodies over `max_bytes`: by `Content-Length` before reading anything, and by counting chunks.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    `upload_routes` (method, path) pairs, the file uploads of jobs and training, get `upload_max_bytes` instead.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        upload_routes: frozenset[tuple[str, str]] = frozenset(),
+        upload_max_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_routes = upload_routes
+        self.upload_max_bytes = upload_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if (scope.get("method"), scope["path"].rstrip("/")) in self.upload_routes:
+            limit = max(self.max_bytes, self.upload_max_bytes)
+            await BodyLimitMiddleware(self.app, max_bytes=limit)(scope, receive, send)
             return
         declared = header(scope, b"content-length")
         if declared is not None:
             request_id = state_of(scope).get("request_id")
             if not declared.isdigit():
                 response = error_response(
-                    400, "invalid_request", "Content-Length: not a number", param="body", request_id=request_id
+                    400,
+                    "invalid_request",
+                    "Content-Length: not a number",
+                    param="body",
+                    request_id=request_id,
+                    path=scope["path"],
+                    malformed=True,
                 )
                 await response(scope, receive, send)
                 return
             if int(declared) > self.max_bytes:
                 exc = PayloadTooLarge(f"body: {int(declared):,} bytes, the limit is {self.max_bytes:,}", param="body")
-                await labelwise_error_response(exc, request_id)(scope, receive, send)
+                await labelwise_error_response(exc, request_id, scope["path"])(scope, receive, send)
                 return
         await self.app(scope, self._counting(receive), send)
 

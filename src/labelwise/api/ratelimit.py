@@ -31,11 +31,13 @@ def rate_headers(decision: RateDecision) -> list[tuple[bytes, bytes]]:
     return [(b"ratelimit-policy", policy.encode()), (b"ratelimit", current.encode())]
 
 
-def too_many_requests(decision: RateDecision, message: str, request_id: str | None) -> Response:
+def too_many_requests(
+    decision: RateDecision, message: str, request_id: str | None, path: str | None = None
+) -> Response:
     """429 `TOO_MANY_REQUESTS` in the native error shape, with Retry-After and the RateLimit fields."""
     retry_after = decision.retry_after
     exc = RateLimited(f"{message}; retry after {retry_after} s", retry_after=retry_after)
-    response = labelwise_error_response(exc, request_id)
+    response = labelwise_error_response(exc, request_id, path)
     response.raw_headers.extend(rate_headers(decision))
     return response
 
@@ -64,7 +66,8 @@ class RateLimitMiddleware:
         if decision.refused is not None:
             limit = decision.refused
             message = f"rate limit exceeded: {limit.amount} requests per {limit.window} s for this key"
-            await too_many_requests(decision, message, state_of(scope).get("request_id"))(scope, receive, send)
+            request_id = state_of(scope).get("request_id")
+            await too_many_requests(decision, message, request_id, scope["path"])(scope, receive, send)
             return
         headers = rate_headers(decision)
 
@@ -87,7 +90,7 @@ class AuthFailureGuard:
         if decision is None:
             return None
         message = "too many failed authentication attempts from this address"
-        return too_many_requests(decision, message, state_of(scope).get("request_id"))
+        return too_many_requests(decision, message, state_of(scope).get("request_id"), scope["path"])
 
     async def failed(self, scope: Scope) -> None:
         await self.limiter.record_failure(client_address(scope))

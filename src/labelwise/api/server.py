@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "LABELWISE_"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve(settings: Settings, workers: int | None = None) -> None:
@@ -53,7 +56,19 @@ def serve(settings: Settings, workers: int | None = None) -> None:
         uvicorn.run(create_app(settings, migrate=False), **options)
         return
     export_settings(settings)
-    uvicorn.run("labelwise.api.server:worker_app", factory=True, workers=count, **options)
+    # Each worker keeps its Prometheus values in files here, so /metrics on any worker reports all of them. The
+    # variable must be set before the workers start (prometheus-client reads it when a worker imports it). A
+    # directory the operator chose is kept as it is; ours is fresh per start and removed at exit.
+    own_dir = None
+    if not os.environ.get(METRICS_DIR_ENV):
+        own_dir = tempfile.mkdtemp(prefix="labelwise-metrics-")
+        os.environ[METRICS_DIR_ENV] = own_dir
+    try:
+        uvicorn.run("labelwise.api.server:worker_app", factory=True, workers=count, **options)
+    finally:
+        if own_dir is not None:
+            os.environ.pop(METRICS_DIR_ENV, None)
+            shutil.rmtree(own_dir, ignore_errors=True)
 
 
 def worker_app() -> FastAPI:

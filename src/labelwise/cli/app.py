@@ -10,10 +10,20 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from labelwise.cli import keys_cmd, models_cmd, serve_cmd, usage_cmd
+from labelwise.cli import (
+    client_cmd,
+    jobs_cmd,
+    keys_cmd,
+    models_cmd,
+    monitor_cmd,
+    serve_cmd,
+    usage_cmd,
+    worker_cmd,
+)
 from labelwise.cli.context import Context
 from labelwise.cli.output import console, fail, print_json, print_table
 from labelwise.cli.progress import row_progress, step_progress
+from labelwise.client import LabelwiseAPIError
 from labelwise.config import Settings
 from labelwise.data import ReadOptions
 from labelwise.errors import LabelwiseError
@@ -32,6 +42,11 @@ app.add_typer(keys_cmd.app, name="keys")
 app.command("demo")(serve_cmd.demo)
 app.command("serve")(serve_cmd.serve)
 app.command("usage")(usage_cmd.usage)
+app.command("drift")(monitor_cmd.drift)
+models_cmd.app.command("promote")(monitor_cmd.promote)
+app.add_typer(jobs_cmd.app, name="jobs")
+app.command("worker")(worker_cmd.worker)
+app.command("classify")(client_cmd.classify)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text.")]
@@ -78,8 +93,17 @@ def _root(ctx: typer.Context) -> None:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="Training file: CSV, TSV, JSONL or Parquet.")],
     name: Annotated[str, typer.Option("--name", help="Model name.")],
+    data: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Training file: CSV, TSV, JSONL or Parquet (with --with-feedback: default the file "
+            "the production version was trained on)."
+        ),
+    ] = None,
+    with_feedback: Annotated[
+        bool, typer.Option("--with-feedback", help="Add the corrections stored as feedback to the training data.")
+    ] = False,
     engine: Annotated[str, typer.Option("--engine", help="Engine to train.")] = "linear",
     validation: Annotated[Path | None, typer.Option("--validation", help="Validation file.")] = None,
     test: Annotated[Path | None, typer.Option("--test", help="Test file.")] = None,
@@ -93,11 +117,18 @@ def train(
     on_conflict: OnConflict = "error",
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a model on labeled data, evaluate it and publish it as a new version."""
+    """Train a model on labeled data, evaluate it and publish it as a new version; its report compares it with the
+    version in production, if there is one."""
     context: Context = ctx.obj
+    feedback = monitor_cmd.feedback_rows(context, name) if with_feedback else ()
+    data = data or (monitor_cmd.original_data(context, name) if with_feedback else None)
+    if data is None:
+        fail("DATA is required unless --with-feedback is given", code=2)
+    assert data is not None
     request = TrainRequest(
         name=name,
         train=data,
+        feedback=feedback,
         engine=engine,
         validation=validation,
         test=test,
@@ -212,11 +243,13 @@ def _prediction_dict(prediction: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; any `LabelwiseError` or file problem becomes one line on stderr and exit code 1."""
+    """Run the CLI; any `LabelwiseError`, `LabelwiseAPIError` or file problem becomes one line on stderr, exit 1."""
     try:
         app(args=argv, standalone_mode=True)
     except LabelwiseError as exc:
         fail(exc.message)
+    except LabelwiseAPIError as exc:  # from the API client (`classify`): the server's code, message, request id
+        fail(str(exc))
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         fail(f"{exc.strerror}: {exc.filename}")
     except KeyboardInterrupt:

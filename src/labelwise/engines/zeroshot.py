@@ -239,6 +239,12 @@ class ZeroShotEngine(Engine):
         cosine: FloatArray = vectors.astype(np.float64) @ self._label_vectors.astype(np.float64).T
         return cosine
 
+    @property
+    def label_vectors(self) -> NDArray[np.float32]:
+        """The (labels, dimensions) vectors of the label texts, so a server can score vectors it batched itself."""
+        self.check_fitted()
+        return self._label_vectors
+
     def _confidence(self, cosine: FloatArray) -> FloatArray:
         return confidence(cosine, self.confidence_weights_)
 

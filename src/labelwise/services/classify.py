@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from labelwise.domain import ModelVersion, Prediction
 from labelwise.engines.base import rank_scores
+from labelwise.engines.explain import Explanation, explain
 from labelwise.errors import InputTooLong, InvalidRequest, ModelNotFound
 from labelwise.inference.batcher import Timing
 from labelwise.inference.manager import ModelManager
@@ -40,11 +43,13 @@ class ClassifyService:
         *,
         default_model: str | None = None,
         billing: Billing | None = None,
+        canary_share: float = 0.0,
     ) -> None:
         self.manager = manager
         self.limits = limits
         self.default_model = default_model
         self.billing = billing
+        self.canary_share = canary_share
 
     async def classify(
         self,
@@ -55,15 +60,19 @@ class ClassifyService:
         threshold: float = 0.0,
         single: bool = False,
         payer: Payer | None = None,
+        request_id: str | None = None,
     ) -> Classification:
         """Scores for each text: the `top_k` best labels at or over `threshold`, and the model's own decision.
+
+        A bare model name is served by `name@canary` for a `canary_share` of request ids (decided by a hash of
+        the id, so a retried request lands on the same version), when that alias exists.
 
         Error messages name the field as the native API does: `text` when `single`, else `texts` and `texts[i]`.
         With a `payer`, the texts are billed after the input is checked and the model resolved (bad input costs
         nothing) and before inference; a failure from then on refunds them (`InsufficientBalance` if unpaid).
         """
         self.check_texts(texts, single=single)
-        loaded = await self.manager.get(self.model_ref(model))
+        loaded = await self.manager.get(self._canary(self.model_ref(model), request_id))
         async with self._billed(payer, loaded.record.engine, texts) as charge:
             proba, timing = await loaded.predict_proba(texts)
             engine = loaded.engine
@@ -74,6 +83,21 @@ class ClassifyService:
                 for row, labels in zip(proba, decided, strict=True)
             ]
         return Classification(predictions, loaded.record, timing, charge)
+
+    async def explain(
+        self, text: str, classification: Classification, labels: Sequence[str], *, max_terms: int = 5
+    ) -> list[Explanation]:
+        """Per label, the terms of `text` that raised its score most, from the version that classified it."""
+        loaded = await self.manager.get(classification.model.ref)
+        return await asyncio.to_thread(explain, loaded.engine, text, labels, max_terms=max_terms)
+
+    def _canary(self, ref: str, request_id: str | None) -> str:
+        if self.canary_share <= 0.0 or request_id is None or any(c in ref for c in "@:"):
+            return ref
+        if not any("canary" in v.aliases for v in self.manager.models().get(ref, [])):
+            return ref
+        digest = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).digest()
+        return f"{ref}@canary" if int.from_bytes(digest[:8], "big") / 2.0**64 < self.canary_share else ref
 
     def cost(self, engine: str, texts: int) -> int:
         """Credits that `texts` texts cost on `engine` (0 when billing is off)."""

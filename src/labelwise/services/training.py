@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ from labelwise.domain import ModelVersion, TaskType
 from labelwise.engines.base import ProgressCallback
 from labelwise.engines.factory import engine_class
 from labelwise.errors import InvalidRequest
+from labelwise.monitoring.drift import baseline_from_split
+from labelwise.monitoring.rollout import add_feedback, compare_with_production
 from labelwise.registry.store import ModelStore, check_name
 from labelwise.training.pipeline import evaluate_engine, fit_and_evaluate, headline
 from labelwise.training.report import write_report
@@ -36,6 +38,8 @@ class TrainRequest:
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 13
     min_examples: int = 2
+    # (text, labels) corrections added to the training split (`labelwise train --with-feedback`).
+    feedback: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 class ModelService:
@@ -62,8 +66,17 @@ class ModelService:
     ) -> tuple[ModelVersion, dict[str, Any]]:
         """Read and validate the data, fit, evaluate and publish a new version with its report."""
         dataset = self.load_data(request)
+        added = 0
+        if request.feedback:
+            dataset, added = add_feedback(dataset, request.feedback)
         result = fit_and_evaluate(dataset, request.engine, request.params, progress=progress)
         report = result.report
+        if request.feedback:
+            report["feedback_rows"] = added
+        # Side by side with the version in production, so the report says whether promoting is safe.
+        comparison = compare_with_production(self.store, request.name, result.engine, dataset, request.feedback)
+        if comparison is not None:
+            report["comparison"] = comparison
 
         def write(directory: Path, version: str) -> None:
             report.update(model=request.name, version=version)
@@ -72,7 +85,12 @@ class ModelService:
         record = self.store.publish(
             request.name,
             result.engine,
-            metrics={"headline": result.headline, "validation": headline(report["validation"])},
+            metrics={
+                "headline": result.headline,
+                "validation": headline(report["validation"]),
+                # What drift is measured against (predicted labels and confidence on validation).
+                "baseline": asdict(baseline_from_split(report["validation"])),
+            },
             data=dataset.summary(),
             extra_files=write,
         )

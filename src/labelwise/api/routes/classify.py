@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Request, Response
 
-from labelwise.api.deps import ClassifyServiceDep, PayerDep, RequestIdDep
+from labelwise.api.deps import ClassifyServiceDep, PayerDep, RequestIdDep, ZeroShotDep
+from labelwise.api.routes.monitoring import MonitoringDep
 from labelwise.api.schemas.classify import (
     BatchItem,
     BatchRequest,
     BatchResponse,
+    ClassifyOptions,
     ClassifyRequest,
     ClassifyResponse,
+    Explanation,
+    ExplanationTerm,
     LabelScore,
 )
 from labelwise.api.schemas.errors import error_responses
 from labelwise.domain import Prediction
-from labelwise.services.classify import Classification
+from labelwise.monitoring.service import Monitoring
+from labelwise.services.classify import Classification, ClassifyService
+from labelwise.services.credits import Payer
+from labelwise.services.zeroshot import ZeroShotService
 
 router = APIRouter(
     prefix="/v1", tags=["classify"], responses=error_responses(400, 401, 402, 403, 404, 413, 429, 500, 503)
@@ -32,6 +39,9 @@ async def classify(
     service: ClassifyServiceDep,
     request_id: RequestIdDep,
     payer: PayerDep,
+    monitoring: MonitoringDep,
+    background: BackgroundTasks,
+    zeroshot: ZeroShotDep,
 ) -> ClassifyResponse:
     """Classify one text with a model (`name`, `name@alias` or `name:version`; default: the default model).
 
@@ -39,13 +49,33 @@ async def classify(
     Concurrent requests are scored together in one engine call; the `x-queue-time` and `x-inference-time` headers
     say how many milliseconds this request waited for that call and how long the call took. `x-credits-cost` says
     what the request cost, `x-credits-remaining` the key's balance after it (absent for an unlimited key).
+
+    Zero-shot: send `labels` (names) or `categories` (`[{key, description}]`, up to 100) and no `model`; the
+    text is scored by its similarity to each label with the sentence encoder, no training needed. Scores sum to 1
+    unless `multi_label: true` (independent scores, every label at 0.5 or more predicted). The response names the
+    model `zeroshot` and, as its version, the encoder. Example: `{"text": "The striker scored twice", "labels":
+    ["sports", "cooking", "finance"]}` -> `{"labels": [{"label": "sports", "score": 0.93}, ...], "predicted":
+    ["sports"], "model": "zeroshot", "model_version": "all-MiniLM-L6-v2", ...}`.
+
+    `explain: true` adds, per returned label, the words or n-grams of the text that raised its score most. Cost:
+    for a linear model about one more prediction (tf-idf value x coefficient per feature, credited back to the
+    words); for other engines leave-one-word-out, one engine call on up to 65 variants of the text (its first 64
+    words left out in turn), so tens of times the cost of the classification itself.
     """
     body.refuse_unavailable()
-    result = await service.classify(
-        [body.text], model=body.model, top_k=body.top_k, threshold=body.threshold, single=True, payer=payer
-    )
+    result = await _classify(body, [body.text], service, zeroshot, payer, request_id, single=True)
     _annotate(request, response, result)
+    _monitor(request, monitoring, background, [body.text], result)
     prediction = result.predictions[0]
+    explanations = None
+    if body.explain:
+        found = await service.explain(body.text, result, [s.label for s in prediction.labels])
+        explanations = [
+            Explanation(
+                label=e.label, method=e.method, terms=[ExplanationTerm(term=t.term, weight=t.weight) for t in e.terms]
+            )
+            for e in found
+        ]
     return ClassifyResponse(
         labels=_scores(prediction),
         predicted=prediction.predicted,
@@ -54,6 +84,7 @@ async def classify(
         model_version=result.model.version,
         latency_ms=round((time.perf_counter() - request.state.started) * 1000.0, 3),
         request_id=request_id,
+        explanations=explanations,
     )
 
 
@@ -65,6 +96,9 @@ async def batch(
     service: ClassifyServiceDep,
     request_id: RequestIdDep,
     payer: PayerDep,
+    monitoring: MonitoringDep,
+    background: BackgroundTasks,
+    zeroshot: ZeroShotDep,
 ) -> BatchResponse:
     """Classify up to `max_batch_texts` texts (512 by default) in one call; results keep the input order.
 
@@ -72,10 +106,9 @@ async def batch(
     e.g. `texts[3]`.
     """
     body.refuse_unavailable()
-    result = await service.classify(
-        body.texts, model=body.model, top_k=body.top_k, threshold=body.threshold, payer=payer
-    )
+    result = await _classify(body, body.texts, service, zeroshot, payer, request_id)
     _annotate(request, response, result)
+    _monitor(request, monitoring, background, body.texts, result)
     return BatchResponse(
         results=[
             BatchItem(index=i, labels=_scores(p), predicted=p.predicted) for i, p in enumerate(result.predictions)
@@ -86,8 +119,51 @@ async def batch(
     )
 
 
+async def _classify(
+    body: ClassifyOptions,
+    texts: list[str],
+    service: ClassifyService,
+    zeroshot: ZeroShotService,
+    payer: Payer | None,
+    request_id: str,
+    *,
+    single: bool = False,
+) -> Classification:
+    """With `labels` or `categories`: zero-shot against them; otherwise the named (or default) trained model."""
+    labels = body.zero_shot_labels()
+    if labels is not None:
+        return await zeroshot.classify(
+            texts,
+            labels,
+            param=body.zero_shot_param,
+            mode=body.zero_shot_mode,
+            top_k=body.top_k,
+            threshold=body.threshold,
+            single=single,
+            payer=payer,
+        )
+    return await service.classify(
+        texts,
+        model=body.model,
+        top_k=body.top_k,
+        threshold=body.threshold,
+        single=single,
+        payer=payer,
+        request_id=request_id,
+    )
+
+
 def _scores(prediction: Prediction) -> list[LabelScore]:
     return [LabelScore(label=s.label, score=s.score) for s in prediction.labels]
+
+
+def _monitor(
+    request: Request, monitoring: Monitoring, background: BackgroundTasks, texts: list[str], result: Classification
+) -> None:
+    """Metrics and the prediction log now (no I/O); shadow scoring after the response is sent."""
+    monitoring.observe(request.state.request_id, getattr(request.state, "key_prefix", None), texts, result)
+    if monitoring.wants_shadow(result):
+        background.add_task(monitoring.score_shadow, texts, result)
 
 
 def _annotate(request: Request, response: Response, result: Classification) -> None:

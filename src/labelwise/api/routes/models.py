@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from labelwise.api.deps import ManagerDep
+from labelwise.api.deps import EmbeddingsDep, ManagerDep
 from labelwise.api.schemas.errors import error_responses
-from labelwise.api.schemas.models import ModelDetail, ModelList, model_detail, model_summary
+from labelwise.api.schemas.models import (
+    ModelCard,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    model_detail,
+    model_summary,
+)
 from labelwise.errors import ModelNotFound
 from labelwise.registry.store import check_name
 
@@ -14,12 +21,15 @@ router = APIRouter(prefix="/v1", tags=["models"], responses=error_responses(401,
 
 
 @router.get("/models")
-async def list_models(manager: ManagerDep) -> ModelList:
-    """Every model with its versions (newest first) and aliases, in the OpenAI list shape.
+async def list_models(manager: ManagerDep, embeddings: EmbeddingsDep) -> ModelList:
+    """Every model with its versions (newest first) and aliases, in the OpenAI list shape, then the embedding
+    model of `/v1/embeddings` (`{id, object, created, owned_by}` only), so OpenAI clients find it.
 
     Reflects the model store as of this server's last poll (every `model_poll_seconds`).
     """
-    return ModelList(data=[model_summary(name, versions) for name, versions in manager.models().items()])
+    trained: list[ModelSummary | ModelCard] = [model_summary(n, v) for n, v in manager.models().items()]
+    card = ModelCard(id=embeddings.model_id, created=embeddings.created)
+    return ModelList(data=[*trained, card])
 
 
 @router.get("/models/{name}", responses=error_responses(400, 404))

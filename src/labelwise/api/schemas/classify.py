@@ -7,8 +7,6 @@ additions. Unknown fields are refused, so a misspelt option is an error instead 
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from labelwise.errors import InvalidRequest
@@ -17,7 +15,15 @@ MODEL_FIELD_DESCRIPTION = (
     "The model: `name` (its production alias), `name@alias` or `name:version`. When absent: the configured "
     "default model, else the only model there is."
 )
-_LATER = "Not available yet: sending it is answered 400."
+
+
+class Category(BaseModel):
+    """A zero-shot label with a description, which is embedded with it ("key: description")."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    key: str = Field(description="The label returned in `labels` (1 to 100 characters).")
+    description: str = Field(default="", description="What the label means (up to 500 characters).")
 
 
 class LabelScore(BaseModel):
@@ -27,7 +33,7 @@ class LabelScore(BaseModel):
     score: float
 
 
-class _Options(BaseModel):
+class ClassifyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str | None = Field(default=None, max_length=200, description=MODEL_FIELD_DESCRIPTION)
@@ -35,20 +41,54 @@ class _Options(BaseModel):
     threshold: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Labels scoring under this are left out of `labels`."
     )
-    labels: Any = Field(default=None, description="Zero-shot label names. " + _LATER)
-    categories: Any = Field(default=None, description="Zero-shot categories `[{key, description}]`. " + _LATER)
-    multi_label: Any = Field(default=None, description="Zero-shot multi-label switch. " + _LATER)
-    explain: Any = Field(default=None, description="Per-word explanations. " + _LATER)
+    labels: list[str] | None = Field(
+        default=None,
+        description="Zero-shot: classify against these label names (2 to 100, each up to 100 characters) instead "
+        "of a trained model; leave `model` out. The response names the model `zeroshot`.",
+    )
+    categories: list[Category] | None = Field(
+        default=None, description="Zero-shot with descriptions: `[{key, description}]`, instead of `labels`."
+    )
+    multi_label: bool | None = Field(
+        default=None,
+        description="Zero-shot only. False (default): scores sum to 1 and the best label is predicted. True: an "
+        "independent score per label, and every label scoring 0.5 or more is predicted.",
+    )
+    explain: bool | None = Field(
+        default=None,
+        description="Per returned label, the words or n-grams of the text that raised its score most "
+        "(`/v1/classify` only).",
+    )
 
     def refuse_unavailable(self) -> None:
-        """`InvalidRequest` naming the first option sent that this server cannot honour yet."""
-        for name in ("labels", "categories", "multi_label", "explain"):
-            if getattr(self, name) is not None:
-                what = "explanations are" if name == "explain" else "zero-shot classification is"
-                raise InvalidRequest(f"{name}: {what} not available yet", param=name)
+        """`InvalidRequest` naming the first option that does not go with the others."""
+        if self.labels is not None and self.categories is not None:
+            raise InvalidRequest("categories: give either labels or categories, not both", param="categories")
+        zero_shot = self.labels is not None or self.categories is not None
+        if zero_shot and self.model is not None:
+            name = "labels" if self.labels is not None else "categories"
+            raise InvalidRequest(f"model: leave it out when sending {name} (zero-shot)", param="model")
+        if self.multi_label is not None and not zero_shot:
+            raise InvalidRequest("multi_label: only for zero-shot (send labels or categories)", param="multi_label")
+        if zero_shot and self.explain:
+            raise InvalidRequest("explain: not available for zero-shot classification", param="explain")
+
+    def zero_shot_labels(self) -> list[tuple[str, str]] | None:
+        """The zero-shot labels as sent, as (name, description) pairs; None for a trained model."""
+        if self.categories is not None:
+            return [(c.key, c.description) for c in self.categories]
+        return None if self.labels is None else [(name, "") for name in self.labels]
+
+    @property
+    def zero_shot_param(self) -> str:
+        return "categories" if self.categories is not None else "labels"
+
+    @property
+    def zero_shot_mode(self) -> str:
+        return "multi_label" if self.multi_label else "exclusive"
 
 
-class ClassifyRequest(_Options):
+class ClassifyRequest(ClassifyOptions):
     """Classify one text."""
 
     model_config = ConfigDict(
@@ -56,6 +96,22 @@ class ClassifyRequest(_Options):
     )
 
     text: str = Field(description="The text to classify (1 to `max_text_chars` characters, 10,000 by default).")
+
+
+class ExplanationTerm(BaseModel):
+    """A word or n-gram of the text (lower case) and how much it raised the label's score."""
+
+    term: str
+    weight: float
+
+
+class Explanation(BaseModel):
+    """Why a label scored as it did: `linear` weights are raw-score contributions (coefficient x tf-idf),
+    `leave_one_out` weights are the drop in probability when the word is left out."""
+
+    label: str
+    method: str
+    terms: list[ExplanationTerm]
 
 
 class ClassifyResponse(BaseModel):
@@ -90,9 +146,10 @@ class ClassifyResponse(BaseModel):
     model_version: str
     latency_ms: float = Field(description="Time spent in the server, in milliseconds.")
     request_id: str
+    explanations: list[Explanation] | None = Field(default=None, description="Present when `explain` was true.")
 
 
-class BatchRequest(_Options):
+class BatchRequest(ClassifyOptions):
     """Classify several texts in one call."""
 
     model_config = ConfigDict(
@@ -104,6 +161,12 @@ class BatchRequest(_Options):
     texts: list[str] = Field(
         min_length=1, description="1 to `max_batch_texts` texts (512 by default), each 1 to `max_text_chars` long."
     )
+
+    def refuse_unavailable(self) -> None:
+        """As for one text; explanations are for `/v1/classify` only (their cost grows with every text)."""
+        super().refuse_unavailable()
+        if self.explain:
+            raise InvalidRequest("explain: explanations are available on /v1/classify only", param="explain")
 
 
 class BatchItem(BaseModel):

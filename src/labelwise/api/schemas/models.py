@@ -45,6 +45,15 @@ class ModelSummary(BaseModel):
     versions: list[VersionSummary] = Field(description="Newest first.")
 
 
+class ModelCard(BaseModel):
+    """A model that is not trained here, listed for OpenAI clients: the sentence encoder behind `/v1/embeddings`."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(description="Unix time this server started.")
+    owned_by: str = "labelwise"
+
+
 class ModelList(BaseModel):
     """Every model with its versions and aliases."""
 
@@ -69,7 +78,7 @@ class ModelList(BaseModel):
     )
 
     object: Literal["list"] = "list"
-    data: list[ModelSummary]
+    data: list[ModelSummary | ModelCard] = Field(description="Trained models, then the embedding model.")
 
 
 class ModelDetail(ModelSummary):

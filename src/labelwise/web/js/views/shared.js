@@ -23,7 +23,8 @@ export function unavailable(what) {
 /** Every model from GET /v1/models ([] when there are none). */
 export async function listModels(signal) {
   const listing = await api.get('/v1/models', { signal });
-  return Array.isArray(listing.data) ? listing.data : [];
+  // Trained models only: the listing also names the embedding model (for OpenAI clients), which has no versions.
+  return Array.isArray(listing.data) ? listing.data.filter((m) => Array.isArray(m.versions)) : [];
 }
 
 /**
