@@ -59,10 +59,19 @@ class Site:
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """A live server with `support` (linear, two versions with reports) and `edge` (a hostile label)."""
+    """A live server with `support` (linear, two versions with reports) and `edge` (a hostile label); it logs raw
+    texts (for the review queue) and runs its embedded job worker."""
     reset_keyword_engine()
     root = tmp_path_factory.mktemp("e2e")
-    settings = make_settings(root / "data", f"sqlite:///{root / 'labelwise.db'}", log_json=False)
+    # Raw texts are logged so the review queue fills; quick flushes and polls keep the tests' waits short.
+    settings = make_settings(
+        root / "data",
+        f"sqlite:///{root / 'labelwise.db'}",
+        log_json=False,
+        log_raw_text=True,
+        prediction_log_flush_seconds=0.2,
+        worker_poll_seconds=0.1,
+    )
     fx = Fixture(settings)
     service = ModelService(fx.store)
     versions = []

@@ -132,3 +132,32 @@ def test_phone_layout_has_no_horizontal_scroll(browser: Browser, site: Site) -> 
     browser.go("#/playground")
     browser.wait_for("#classify")
     browser.screenshot("playground-phone")
+
+
+def test_explanations_show_the_words_that_pushed_the_top_label(browser: Browser, site: Site) -> None:
+    browser.sign_in(site.classify_key)
+    browser.wait_for("#model option[value='support']")
+    Select(browser.find("#model")).select_by_value("support")
+    browser.find("details.options summary").click()
+    browser.wait_for("#explain").click()
+    browser.find("#text").send_keys(TICKET)
+    browser.find("#classify").click()
+    section = browser.wait_for("#explanation")
+
+    with api(site, site.classify_key) as client:
+        expected = client.post(
+            "/v1/classify", json={"text": TICKET, "model": "support", "top_k": 5, "explain": True}
+        ).json()
+    top = expected["predicted"][0]
+    assert section.get_attribute("data-label") == top == "billing"
+    assert top in browser.find("#explain-title").text
+    explanation = next(e for e in expected["explanations"] if e["label"] == top)
+    assert explanation["method"] == "linear"
+    shown = [chip.text for chip in browser.find_all("#explanation .chip .term")]
+    best = sorted(explanation["terms"], key=lambda t: -t["weight"])
+    assert shown == [t["term"] for t in best][: len(shown)]
+    assert shown
+    assert len(shown) == min(len(best), 12)
+    assert any(word in term for term in shown for word in ("charged", "refund", "payment", "invoice"))
+    browser.js("document.activeElement.blur();")
+    browser.screenshot("playground-explanation")

@@ -1,7 +1,6 @@
 // One model: versions and aliases (promotion for admin keys), the training report with its plots, and drift.
 
 import { ApiError, api, path } from '../api.js';
-import { lineChart } from '../chart.js';
 import { announce, fill, h, message } from '../dom.js';
 import { count, dateTime, metric, percent } from '../format.js';
 import { session } from '../session.js';
@@ -124,47 +123,88 @@ async function reportSection(name, version, urls, signal) {
 
 // Drift ----------------------------------------------------------------------------------------------------------
 
-/** Drift points from whichever shape the server sends: [{x: Date, y: number}], sorted; [] when none. */
-export function driftPoints(body) {
-  const list = Array.isArray(body) ? body
-    : (body && (body.data || body.points || body.series || body.windows || body.history)) || [];
-  if (!Array.isArray(list)) return [];
-  return list.map((p) => {
-    const when = p.at ?? p.date ?? p.time ?? p.timestamp ?? p.period ?? p.start ?? p.window_start ?? p.day;
-    const value = p.drift ?? p.score ?? p.value ?? p.psi ?? p.distance ?? p.js_divergence;
-    return { x: new Date(when), y: Number(value) };
-  }).filter((p) => !Number.isNaN(p.x.getTime()) && Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
+const DRIFT_WINDOWS = [['1h', 'Last hour'], ['24h', 'Last 24 hours'], ['7d', 'Last 7 days'], ['30d', 'Last 30 days']];
+const DRIFT_STATUS = {
+  no_data: ['No predictions logged in this window', 'status-running'],
+  stable: ['Stable (PSI at most 0.1)', 'status-done'],
+  moderate: ['Moderate drift (PSI 0.1 to 0.25)', 'status-running'],
+  large: ['Large drift (PSI over 0.25)', 'status-failed'],
+};
+
+/** Rows of the label comparison from `GET /v1/models/{name}/drift`: [{label, live, baseline}], most shifted first. */
+export function driftRows(body) {
+  const live = (body && body.distribution) || {};
+  const base = (body && body.baseline_distribution) || {};
+  return [...new Set([...Object.keys(base), ...Object.keys(live)])]
+    .map((label) => ({ label, live: Number(live[label] ?? 0), baseline: Number(base[label] ?? 0) }))
+    .sort((a, b) => Math.abs(b.live - b.baseline) - Math.abs(a.live - a.baseline) || a.label.localeCompare(b.label));
+}
+
+function shareBar(value, kind) {
+  const bar = h('span', { class: ['drift-bar', kind] });
+  bar.style.width = `${Math.max(0, Math.min(1, value)) * 100}%`;
+  return h('span', { class: 'drift-track', 'aria-hidden': 'true' }, bar);
+}
+
+function driftBody(name, answer) {
+  const [statusText, statusClass] = DRIFT_STATUS[answer.status] || [String(answer.status), 'status-running'];
+  const facts = [
+    ['PSI of predicted labels', answer.psi === null ? 'n/a' : metric(answer.psi)],
+    ['Predictions in window', count(answer.predictions)],
+    ['Mean confidence', `${percent(answer.mean_confidence)} (validation ${percent(answer.baseline_mean_confidence)})`],
+    ['Low-confidence share', `${percent(answer.low_confidence_share)} (validation ${percent(answer.baseline_low_confidence_share)})`],
+  ];
+  const rows = driftRows(answer);
+  const chart = rows.length
+    ? h('figure', { class: 'drift-chart', id: 'drift-chart' },
+      h('ul', { class: 'drift-rows', 'aria-hidden': 'true' }, rows.map((row) => h('li', { class: 'drift-row' },
+        h('span', { class: 'drift-label' }, row.label),
+        h('span', { class: 'drift-bars' }, shareBar(row.live, 'live'), shareBar(row.baseline, 'baseline'))))),
+      h('figcaption', {}, h('ul', { class: 'legend' },
+        h('li', {}, h('span', { class: 'swatch swatch-0', 'aria-hidden': 'true' }), 'live share of predictions'),
+        h('li', {}, h('span', { class: 'swatch swatch-1', 'aria-hidden': 'true' }), 'share on validation'))))
+    : null;
+  return [
+    h('div', { class: 'job-head' },
+      h('p', { class: 'muted small', id: 'drift-since' }, `Version ${answer.model_version} since ${dateTime(answer.since)}`),
+      h('span', { class: ['badge', statusClass], id: 'drift-status', dataset: { status: answer.status } }, statusText)),
+    h('dl', { class: 'facts', id: 'drift-facts' }, facts.map(([term, value]) => h('div', {}, h('dt', {}, term), h('dd', {}, value)))),
+    chart,
+    rows.length ? h('details', {}, h('summary', {}, 'Label shares as a table'),
+      tableWrap(`Predicted label shares of ${name}, live and on validation`, ['Label', 'Live', 'Validation'],
+        rows.map((row) => h('tr', {}, h('th', { scope: 'row' }, row.label),
+          h('td', { class: 'num' }, percent(row.live)), h('td', { class: 'num' }, percent(row.baseline)))),
+        'drift-table')) : null,
+  ];
 }
 
 async function driftSection(name, signal) {
-  const body = h('div', { class: 'card' }, h('p', { class: 'muted' }, 'Loading drift…'));
-  const section = h('section', { class: 'section', 'aria-labelledby': 'drift-title' },
-    h('h2', { id: 'drift-title' }, 'Drift over time'), body);
-  let answer;
-  try {
-    answer = await api.get(path`/v1/models/${name}/drift`, { signal });
-  } catch (exc) {
-    if (signal.aborted) return section;
-    fill(body, exc instanceof ApiError && exc.status === 404
-      ? h('p', { class: 'muted', id: 'drift-empty' }, 'No drift data for this model yet.')
-      : errorBox(exc, 'Could not load drift:'));
-    return section;
+  const body = h('div', { class: 'drift-body', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading drift…'));
+  const windowSelect = h('select', { id: 'drift-window' },
+    DRIFT_WINDOWS.map(([value, text]) => h('option', { value, selected: value === '24h' }, text)));
+  const section = h('section', { class: 'section', id: 'drift', 'aria-labelledby': 'drift-title' },
+    h('h2', { id: 'drift-title' }, 'Drift'),
+    h('p', { class: 'hint' }, 'How the production version\u2019s live predictions compare with what it predicted on its '
+      + 'validation data. Reads the prediction log, so it sees the predictions sampled into it.'),
+    h('div', { class: 'card' },
+      h('div', { class: 'field compact' }, h('label', { for: 'drift-window' }, 'Window'), windowSelect), body));
+  async function load() {
+    try {
+      const answer = await api.get(`${path`/v1/models/${name}/drift`}?window=${encodeURIComponent(windowSelect.value)}`,
+        { signal });
+      fill(body, ...(answer.status === 'no_data' || !answer.predictions
+        ? [h('p', { class: 'muted', id: 'drift-empty' }, `No drift data for this window yet: no predictions of version `
+          + `${answer.model_version} were logged since ${dateTime(answer.since)}.`)]
+        : driftBody(name, answer)));
+    } catch (exc) {
+      if (signal.aborted) return;
+      fill(body, exc instanceof ApiError && exc.status === 404
+        ? h('p', { class: 'muted', id: 'drift-empty' }, 'No drift data for this model yet.')
+        : errorBox(exc, 'Could not load drift:'));
+    }
   }
-  const points = driftPoints(answer);
-  if (!points.length) {
-    fill(body, h('p', { class: 'muted', id: 'drift-empty' }, 'No drift data for this model yet.'));
-    return section;
-  }
-  const threshold = Number.isFinite(Number(answer && answer.threshold)) ? Number(answer.threshold) : null;
-  const last = points[points.length - 1];
-  fill(body, 
-    lineChart({
-      series: [{ name: 'drift score', points }], threshold,
-      summary: `Drift of ${name} over ${points.length} windows; latest ${last.y.toFixed(3)} on ${dateTime(last.x)}.`,
-    }),
-    h('details', {}, h('summary', {}, 'Drift data as a table'),
-      tableWrap('Drift by window', ['Window', 'Drift'], points.map((p) =>
-        h('tr', {}, h('th', { scope: 'row' }, dateTime(p.x)), h('td', { class: 'num' }, p.y.toFixed(3)))))));
+  windowSelect.addEventListener('change', load);
+  await load();
   return section;
 }
 

@@ -24,31 +24,27 @@ function defaults() {
   };
 }
 
-/** Words that explain the decision, from whichever shape the server sends; [] when there are none. */
-export function explanationsOf(result) {
-  let raw = result.explanations ?? result.explanation;
-  if (!raw) return [];
-  if (!Array.isArray(raw) && typeof raw === 'object') {
-    const best = (result.predicted || [])[0];
-    if (best !== undefined && Array.isArray(raw[best])) raw = raw[best];
-    else if (Object.values(raw).every((v) => typeof v === 'number')) {
-      raw = Object.entries(raw).map(([word, weight]) => ({ word, weight }));
-    } else raw = Object.values(raw).find(Array.isArray) || [];
-  }
-  if (!Array.isArray(raw)) return [];
-  return raw.map((item) => {
-    if (typeof item === 'string') return { word: item, weight: null };
-    if (Array.isArray(item)) return { word: String(item[0]), weight: Number(item[1]) };
-    if (item && typeof item === 'object') {
-      const word = item.word ?? item.token ?? item.text ?? item.term ?? '';
-      const weight = Number(item.weight ?? item.score ?? item.contribution ?? NaN);
-      return { word: String(word), weight: Number.isFinite(weight) ? weight : null };
-    }
-    return { word: '', weight: null };
-  }).filter((item) => item.word)
-    .sort((a, b) => Math.abs(b.weight ?? 0) - Math.abs(a.weight ?? 0))
+/**
+ * The explanation of the top label from `explanations` of `/v1/classify` (sent with `explain: true`):
+ * {label, method, words: [{word, weight}]} with the words that raised its score most first, or null.
+ */
+export function explanationOf(result) {
+  const all = Array.isArray(result.explanations) ? result.explanations : [];
+  const top = (result.predicted || [])[0] ?? ((result.labels || [])[0] || {}).label;
+  const chosen = all.find((e) => e && e.label === top) || all[0];
+  if (!chosen || !Array.isArray(chosen.terms)) return null;
+  const words = chosen.terms
+    .map((t) => ({ word: String(t.term ?? ''), weight: Number(t.weight) }))
+    .filter((t) => t.word && Number.isFinite(t.weight))
+    .sort((a, b) => b.weight - a.weight)
     .slice(0, MAX_EXPLANATIONS);
+  return { label: String(chosen.label), method: String(chosen.method || ''), words };
 }
+
+const METHODS = {
+  linear: 'weights of the linear model: how much each word added to the score',
+  leave_one_out: 'how much the score drops when the word is left out',
+};
 
 function renderResult(result) {
   const predicted = new Set(result.predicted || []);
@@ -65,13 +61,17 @@ function renderResult(result) {
       h('span', { class: 'bar-score' }, percent(Number(item.score))),
       h('span', { class: 'bar-track', 'aria-hidden': 'true' }, fill));
   }));
-  const words = explanationsOf(result);
-  const explanation = words.length
-    ? h('section', { class: 'explain', 'aria-labelledby': 'explain-title' },
-      h('h3', { id: 'explain-title' }, 'Words that explain it'),
-      h('ul', { class: 'chips' }, words.map((w) => h('li', {
-        class: ['chip', 'word', w.weight !== null && w.weight < 0 ? 'against' : 'for'],
-      }, w.word, w.weight === null ? null : h('span', { class: 'weight' }, `${w.weight > 0 ? '+' : ''}${w.weight.toFixed(2)}`)))))
+  const why = explanationOf(result);
+  const explanation = why
+    ? h('section', { class: 'explain', id: 'explanation', 'aria-labelledby': 'explain-title', dataset: { label: why.label } },
+      h('h3', { id: 'explain-title' }, 'Words that pushed ', h('span', { class: 'explain-label' }, why.label)),
+      why.method ? h('p', { class: 'hint explain-method' }, METHODS[why.method] || why.method) : null,
+      why.words.length
+        ? h('ul', { class: 'chips' }, why.words.map((w) => h('li', {
+          class: ['chip', 'word', w.weight < 0 ? 'against' : 'for'],
+        }, h('span', { class: 'term' }, w.word), ' ',
+        h('span', { class: 'weight' }, `${w.weight > 0 ? '+' : ''}${w.weight.toFixed(2)}`))))
+        : h('p', { class: 'muted small' }, 'No word of this text moved the score.'))
     : null;
   const source = result.model ? `${result.model}${result.model_version ? `:${result.model_version}` : ''}` : 'zero-shot';
   return [

@@ -11,14 +11,18 @@ export const title = 'Review';
 const SHORTCUTS = '123456789abcdefghijklmnopqr'; // 's' is skip, so it is left out
 const SKIP_KEY = 's';
 
-/** Queue items of any reasonable shape: [{requestId, text, scores: [{label, score}], predicted}] */
+/** The items of `GET /v1/review`: [{requestId, index, key, text, scores: [{label, score}], predicted, confidence}]. */
 export function queueItems(body) {
-  const list = Array.isArray(body) ? body : (body && (body.data || body.items || body.queue)) || [];
+  const list = body && Array.isArray(body.items) ? body.items : [];
   return list.map((item) => ({
-    requestId: String(item.request_id ?? item.id ?? ''),
+    requestId: String(item.request_id ?? ''),
+    index: Number.isInteger(item.index) ? item.index : 0,
+    key: `${item.request_id}:${item.index ?? 0}`,
     text: String(item.text ?? ''),
+    version: item.model_version ? String(item.model_version) : '',
     scores: Array.isArray(item.labels) ? item.labels.filter((l) => l && typeof l === 'object') : [],
-    predicted: Array.isArray(item.predicted) ? item.predicted : [],
+    predicted: Array.isArray(item.predicted) ? item.predicted.map(String) : [],
+    confidence: typeof item.confidence === 'number' ? item.confidence : null,
   })).filter((item) => item.requestId);
 }
 
@@ -46,38 +50,53 @@ export async function render(root, ctx) {
   let index = 0;
   let labels = [];
   let busy = false;
+  const reviewed = new Set(session.load('reviewed', []));
 
   function drawItem() {
     if (index >= items.length) {
-      fill(stage, h('div', { class: 'card empty-state' }, h('h2', {}, 'All caught up'),
+      fill(stage, h('div', { class: 'card empty-state', tabindex: -1 }, h('h2', {}, 'All caught up'),
         h('p', {}, items.length ? `You reviewed ${items.length} item${items.length === 1 ? '' : 's'}.`
-          : 'Nothing to review: recent predictions of this model were confident.')));
+          : 'Nothing to review. The queue lists logged predictions whose text was kept: the server needs '
+            + 'log_raw_text (or log_raw_text_keys) set for texts to be kept.')));
+      stage.firstChild.focus();
       return;
     }
     const item = items[index];
     const best = item.scores[0];
+    const remaining = items.length - index;
     const status = h('div', { class: 'form-status' });
     const buttons = labels.map((label, i) => h('button', {
       type: 'button', class: ['button', 'label-choice', item.predicted.includes(label) && 'suggested'],
       dataset: { label }, 'aria-keyshortcuts': SHORTCUTS[i] || null,
       onClick: () => choose(label, status),
     }, SHORTCUTS[i] ? h('kbd', { 'aria-hidden': 'true' }, SHORTCUTS[i]) : null, label));
-    fill(stage, h('article', { class: 'card review-item', 'aria-labelledby': 'review-title' },
-      h('div', { class: 'job-head' }, h('h2', { id: 'review-title' }, `Item ${index + 1} of ${items.length}`),
+    fill(stage, h('article', { class: 'card review-item', 'aria-labelledby': 'review-title', tabindex: -1,
+      dataset: { requestId: item.requestId, index: String(item.index) } },
+      h('div', { class: 'job-head' }, h('h2', { id: 'review-title' },
+        `Item ${index + 1} of ${items.length}`, h('span', { class: 'muted small' }, ` · ${remaining} left`)),
         best ? h('span', { class: 'badge' }, `model: ${best.label} ${percent(Number(best.score), 0)}`) : null),
+      item.version ? h('p', { class: 'muted small' }, `Predicted by version ${item.version}`) : null,
       h('blockquote', { class: 'review-text' }, item.text),
       h('p', { class: 'hint' }, 'Pick the right label (keys 1–9 work too), or press S to skip.'),
       h('div', { class: 'label-choices', role: 'group', 'aria-label': 'Correct label' }, buttons,
         h('button', { type: 'button', class: 'button ghost', 'aria-keyshortcuts': SKIP_KEY,
           onClick: () => { index += 1; drawItem(); } }, h('kbd', { 'aria-hidden': 'true' }, 'S'), 'Skip')),
       status));
+    // The next item takes the focus (the pressed button is gone, or the model picker had it): number keys then
+    // work at once, and screen readers read the new item.
+    stage.firstChild.focus();
   }
 
   async function choose(label, status) {
     if (busy) return;
     busy = true;
     try {
-      await api.post('/v1/feedback', { request_id: items[index].requestId, labels: [label] }, { signal: ctx.signal });
+      const item = items[index];
+      await api.post('/v1/feedback', { request_id: item.requestId, index: item.index, labels: [label] },
+        { signal: ctx.signal });
+      // The server keeps listing a reviewed prediction; the tab remembers it so it does not come back.
+      reviewed.add(item.key);
+      session.save('reviewed', [...reviewed].slice(-2000));
       announce(`Recorded ${label}`);
       index += 1;
       drawItem();
@@ -99,7 +118,7 @@ export async function render(root, ctx) {
         api.get(`/v1/review?model=${encodeURIComponent(name)}`, { signal: ctx.signal }),
         api.get(path`/v1/models/${name}`, { signal: ctx.signal }),
       ]);
-      items = queueItems(queue);
+      items = queueItems(queue).filter((item) => !reviewed.has(item.key));
       const served = detail.versions.find((v) => (v.aliases || []).includes('production')) || detail.versions[0];
       labels = served.labels || [...new Set(items.flatMap((item) => item.scores.map((s) => s.label)))];
       index = 0;
@@ -107,7 +126,10 @@ export async function render(root, ctx) {
     } catch (exc) {
       if (ctx.signal.aborted) return;
       if (!(exc instanceof ApiError)) throw exc;
-      fill(stage, exc.endpointMissing ? unavailable('The review queue') : errorBox(exc, 'Could not load the queue:'));
+      fill(stage, exc.endpointMissing ? unavailable('The review queue')
+        : exc.status === 403 ? message('error', 'The review queue shows logged texts, so it needs a key with the admin '
+          + 'scope. Sign in with an admin key to review predictions.')
+          : errorBox(exc, 'Could not load the queue:'));
     }
   }
 
