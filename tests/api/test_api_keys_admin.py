@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from labelwise.api.schemas.errors import ErrorResponse
-from labelwise.api.schemas.keys import KeyCreated, KeyList, KeyPublic
+from labelwise.api.schemas.keys import KeyCreate, KeyCreated, KeyList, KeyPublic
 from labelwise.api.schemas.usage import UsageResponse
 from labelwise.config import Settings
-from labelwise.services.keys import KeyChanges
+from labelwise.services.idempotency import body_hash
+from labelwise.services.keys import KeyChanges, split_key
+from labelwise.storage.tables import IdempotencyRow
 from tests.api.serving_fakes import Fixture, Running, started
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +32,9 @@ async def test_create_list_show_update_revoke(running: Running, fx: Fixture, adm
     r = await running.client.post("/v1/keys", json=body, headers=admin)
     assert r.status_code == 201, r.text
     created = KeyCreated.model_validate(r.json())
+    assert created.key is not None
     assert created.key.startswith(f"lw_{created.prefix}_")
+    assert not created.replayed
     assert (created.rate_limit, created.credits, created.status) == ("20/second; 1000/minute", 50, "active")
     assert (await running.client.post("/v1/classify", json=BODY, headers={"x-api-key": created.key})).status_code == 200
 
@@ -51,6 +56,76 @@ async def test_create_list_show_update_revoke(running: Running, fx: Fixture, adm
     assert (await running.client.delete(f"/v1/keys/{created.prefix}", headers=admin)).status_code == 404
     shown = KeyPublic.model_validate((await running.client.get(f"/v1/keys/{created.prefix}", headers=admin)).json())
     assert shown.status == "revoked"
+
+
+def created_keys(fx: Fixture, name: str) -> list[str]:
+    """Prefixes of the keys called `name`, and each was audited as created once."""
+    prefixes = [info.prefix for info in fx.keys.list() if info.name == name]
+    creations = [row.target for row in fx.keys.repo.audit_log() if row.action == "key.create"]
+    assert all(creations.count(prefix) == 1 for prefix in prefixes)
+    return prefixes
+
+
+async def test_idempotency_key_creates_once_and_the_replay_withholds_the_secret(
+    running: Running, fx: Fixture, admin: dict[str, str]
+) -> None:
+    headers = {**admin, "Idempotency-Key": "make-svc-1"}
+    body = {"name": "svc", "scopes": ["train", "classify"], "credits": 10}
+    first = await running.client.post("/v1/keys", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    created = KeyCreated.model_validate(first.json())
+    assert created.key is not None
+    assert not created.replayed
+
+    # The same request, its fields in another order: the first answer again, without the secret.
+    again = await running.client.post("/v1/keys", json=dict(reversed(body.items())), headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    replayed = KeyCreated.model_validate(again.json())
+    assert (replayed.key, replayed.replayed) == (None, True)
+    assert replayed.model_dump(exclude={"key", "replayed"}) == created.model_dump(exclude={"key", "replayed"})
+    assert created.key not in again.text
+    assert created_keys(fx, "svc") == [created.prefix]
+    with fx.db.session() as session:  # the secret is stored nowhere, the idempotency table included
+        stored = session.scalars(select(IdempotencyRow.response)).all()
+    assert stored
+    assert created.key not in repr(stored)
+    assert created.key.split("_", 2)[2] not in repr(stored)
+    usable = await running.client.post("/v1/classify", json=BODY, headers={"x-api-key": created.key})
+    assert usable.status_code == 200
+
+    other = await running.client.post("/v1/keys", json={**body, "credits": 11}, headers=headers)
+    assert other.status_code == 422
+    assert ErrorResponse.model_validate(other.json()).error.code == "idempotency_key_reused"
+    # Scoped to the calling key: another admin key's request with the same Idempotency-Key is its own.
+    own = await running.client.post("/v1/keys", json=body, headers={**headers, "x-api-key": fx.key("admin")})
+    assert own.status_code == 201
+    assert KeyCreated.model_validate(own.json()).key is not None
+    assert sorted(created_keys(fx, "svc")) == sorted([created.prefix, own.json()["prefix"]])
+
+
+async def test_key_creation_in_progress_is_409_and_a_refused_one_can_be_retried(
+    running: Running, fx: Fixture, admin: dict[str, str]
+) -> None:
+    caller = split_key(admin["x-api-key"])
+    assert caller is not None
+    body = {"name": "busy"}
+    # As if the first request with this key and body were still running.
+    running.app.state.services.idempotency.repo.reserve(
+        caller, "busy-1", body_hash(KeyCreate.model_validate(body).fingerprint())
+    )
+    r = await running.client.post("/v1/keys", json=body, headers={**admin, "Idempotency-Key": "busy-1"})
+    assert r.status_code == 409
+    assert ErrorResponse.model_validate(r.json()).error.code == "conflict"
+    assert created_keys(fx, "busy") == []
+
+    headers = {**admin, "Idempotency-Key": "bad-1"}
+    for _ in range(2):  # a refused request keeps nothing under its key: the repeat is checked again, not 409
+        r = await running.client.post("/v1/keys", json={"name": "bad", "scopes": ["root"]}, headers=headers)
+        assert r.status_code == 400
+    assert (await running.client.post("/v1/keys", json={"name": "bad"}, headers=headers)).status_code == 201
+    assert len(created_keys(fx, "bad")) == 1
 
 
 async def test_keys_api_needs_the_admin_scope(running: Running, key: str) -> None:

@@ -58,9 +58,9 @@ class Setup:
         self.db = Database(database_url)
         self.db.migrate()
         store = ModelStore(self.settings.models_dir, ModelRepository(self.db))
-        train = tmp_path / "train.csv"
-        write_rows(train, 90, labeled=True)
-        ModelService(store).train(TrainRequest(name="intents", train=train, engine="linear"))
+        self.store = store
+        self.train_file = write_rows(tmp_path / "train.csv", 90, labeled=True)
+        ModelService(store).train(TrainRequest(name="intents", train=self.train_file, engine="linear"))
         KeyRepository(self.db).add(PREFIX, "0" * 64, "crash", ["classify"], credits=CREDITS)
         self.service: JobService = job_service(self.settings, self.db, store)
         self.env = {
@@ -160,3 +160,24 @@ def test_two_workers_share_one_job(setup: Setup, tmp_path: Path) -> None:
     chunks = [summary["chunks"] for summary in summaries]
     assert sum(chunks) == 100
     assert min(chunks) > 0, f"one worker did everything: {chunks}"
+
+
+def test_training_job_killed_after_publishing_publishes_one_version(setup: Setup) -> None:
+    job = setup.service.submit_train(PREFIX, setup.train_file, TrainRequest(name="retrained", train=setup.train_file))
+    # Killed right after the version is published, before the commit that marks the job done.
+    killed = run_worker({**setup.env, KILL_AFTER_WRITES_ENV: "1"})
+    assert killed.wait(60) == -signal.SIGKILL
+    [published] = setup.store.versions("retrained")
+    assert published.data["job"] == job.id
+    assert setup.job(job.id).state == "running"
+    # A fresh worker takes the chunk over once the lease expires and finishes the job with that version.
+    last = run_worker(setup.env)
+    try:
+        wait_until(lambda: setup.job(job.id).state != "running", 60, "job to end")
+    finally:
+        last.send_signal(signal.SIGTERM)
+        last.wait(60)
+    done = setup.job(job.id)
+    assert done.state == "succeeded", done.error
+    assert done.result is not None
+    assert [v.version for v in setup.store.versions("retrained")] == [published.version] == [done.result["version"]]

@@ -106,13 +106,18 @@ def _limits_and_metering(
     return limiter, usage, Billing(CreditService(key_repo, prices), usage)
 
 
-def _jobs(settings: Settings, db: Database, key_repo: KeyRepository, model_repo: ModelRepository) -> job_routes.JobsApi:
-    """The jobs service, idempotency keys, and the embedded worker unless `embedded_worker` is off."""
+def _jobs(
+    settings: Settings,
+    db: Database,
+    key_repo: KeyRepository,
+    model_repo: ModelRepository,
+    idempotency: IdempotencyService,
+) -> job_routes.JobsApi:
+    """The jobs service, with idempotency keys, and the embedded worker unless `embedded_worker` is off."""
     config = JobConfig.of(settings)
     prices = PriceList(settings.credit_prices, settings.credit_price_default)
     service = JobService(JobRepository(db), key_repo, ModelStore(settings.models_dir, model_repo), prices, config)
     worker = JobWorker(service, poll_seconds=settings.worker_poll_seconds) if settings.embedded_worker else None
-    idempotency = IdempotencyService(IdempotencyRepository(db))
     return job_routes.JobsApi(service, idempotency, settings.data_dir / "uploads", worker)
 
 
@@ -193,9 +198,10 @@ def create_app(
         keys=keys,
         usage=usage,
         limiter=limiter,
+        idempotency=IdempotencyService(IdempotencyRepository(db)),
     )
 
-    jobs = _jobs(settings, db, key_repo, model_repo)
+    jobs = _jobs(settings, db, key_repo, model_repo, services.idempotency)
     monitoring = _monitoring(settings, db, manager)
     encoder_batcher, embeddings, zeroshot = _encoder_services(settings, services.classify, billing)
 

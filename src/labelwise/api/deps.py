@@ -19,6 +19,7 @@ from labelwise.services.classify import ClassifyService
 from labelwise.services.compat import CompatService
 from labelwise.services.credits import Payer
 from labelwise.services.embeddings import EmbeddingService
+from labelwise.services.idempotency import IdempotencyService
 from labelwise.services.keys import KeyService, Principal
 from labelwise.services.limits import RequestLimiter
 from labelwise.services.usage import UsageMeter
@@ -37,6 +38,7 @@ class AppServices:
     keys: KeyService
     usage: UsageMeter
     limiter: RequestLimiter
+    idempotency: IdempotencyService
 
 
 async def get_services(request: Request) -> AppServices:
@@ -60,6 +62,10 @@ async def get_request_id(request: Request) -> str:
 
 async def get_key_service(request: Request) -> KeyService:
     return (await get_services(request)).keys
+
+
+async def get_idempotency(request: Request) -> IdempotencyService:
+    return (await get_services(request)).idempotency
 
 
 async def get_usage_meter(request: Request) -> UsageMeter:
@@ -103,6 +109,7 @@ ClassifyServiceDep = Annotated[ClassifyService, Depends(get_classify_service)]
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 KeyServiceDep = Annotated[KeyService, Depends(get_key_service)]
+IdempotencyDep = Annotated[IdempotencyService, Depends(get_idempotency)]
 UsageMeterDep = Annotated[UsageMeter, Depends(get_usage_meter)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 PayerDep = Annotated[Payer | None, Depends(get_payer)]

@@ -21,8 +21,8 @@ from labelwise.storage.db import Database
 from labelwise.storage.jobs_repository import ClaimedChunk, JobRepository
 from labelwise.storage.repositories import KeyRepository
 
-# Fault injection for the crash tests: SIGKILL this process right after its N-th chunk file is written, before the
-# commit that records it. Never set in production.
+# Fault injection for the crash tests: SIGKILL this process right after its N-th chunk file is written (or training
+# job's version is published), before the commit that records it. Never set in production.
 KILL_AFTER_WRITES_ENV = "LABELWISE_WORKER_KILL_AFTER_WRITES"
 
 

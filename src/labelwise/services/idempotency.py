@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -20,6 +20,7 @@ from labelwise.errors import Conflict, IdempotencyKeyReused, InvalidRequest
 from labelwise.storage.jobs_repository import IdempotencyRepository
 
 MAX_KEY_CHARS = 255
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,26 @@ class IdempotencyService:
         if stored.status is None or stored.response is None:
             raise Conflict("Idempotency-Key: a request with this key is still in progress", param="Idempotency-Key")
         return Replay(stored.status, stored.response)
+
+    async def once(
+        self, key_prefix: str, idem_key: str, digest: str, work: Callable[[], Awaitable[tuple[T, Replay]]]
+    ) -> T | Replay:
+        """Run `work` once for this key: its answer, or for a repeat the `Replay` it stored.
+
+        `work` returns its answer and what a repeat should get, which need not be the same: a response holding
+        something that must not be stored (a new key's secret) stores a version without it. When `work` raises,
+        the key is released, so that a retry runs again.
+        """
+        replay = await self.begin(key_prefix, idem_key, digest)
+        if replay is not None:
+            return replay
+        try:
+            answer, stored = await work()
+        except BaseException:
+            await self.release(key_prefix, idem_key)
+            raise
+        await self.finish(key_prefix, idem_key, stored.status, stored.body)
+        return answer
 
     async def finish(self, key_prefix: str, idem_key: str, status: int, body: dict[str, Any]) -> None:
         await asyncio.to_thread(self.repo.store, key_prefix, idem_key, status, body)

@@ -9,7 +9,9 @@ the attempt (`out-000007-<token>.jsonl`); only then does the transaction that ma
 name, add the rows to the job and bill them, on condition that this worker still holds the lease. A crash before
 that commit leaves a file no row points to (ignored, removed with the job), and the chunk is leased again once its
 lease expires. A worker whose lease was taken over commits nothing. The results are assembled only from the files
-the database names, in chunk order, so each input row appears once and is billed once.
+the database names, in chunk order, so each input row appears once and is billed once. A training job publishes
+its version (with the job id in the version's `data`) before that commit; a retry after a crash in between finds
+the version by the job id and finishes the job with it, so a job publishes at most one version.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import orjson
 
 from labelwise.config import Settings
 from labelwise.data import FileFormat, PredictionWriter, ReadOptions, detect_format, iter_text_batches
-from labelwise.domain import TaskType
+from labelwise.domain import ModelVersion, TaskType
 from labelwise.engines.base import Engine
 from labelwise.errors import InsufficientBalance, InvalidRequest, LabelwiseError, NotFound
 from labelwise.registry.store import ModelStore
@@ -236,7 +238,7 @@ class JobService:
     ) -> bool:
         """Run one leased chunk and commit it; False when the lease was lost meanwhile (nothing recorded)."""
         if chunk.kind == "train":
-            return self._train(chunk, owner)
+            return self._train(chunk, owner, after_write)
         params = chunk.params
         engine = self._engine(params["model"], params["version"])
         rows = [orjson.loads(line) for line in self._chunk_input(chunk).read_bytes().splitlines()]
@@ -265,18 +267,30 @@ class JobService:
             final.unlink(missing_ok=True)  # another worker owns the chunk now; its file will count, not ours
         return committed
 
-    def _train(self, chunk: ClaimedChunk, owner: str) -> bool:
+    def _train(
+        self, chunk: ClaimedChunk, owner: str, after_write: Callable[[ClaimedChunk], None] | None = None
+    ) -> bool:
+        """Train and publish, then mark the job done. Publishing and that commit are two steps: a worker that died
+        between them left its version (tagged with the job id) behind, and a retry finishes the job with it rather
+        than publishing a second one."""
         params = chunk.params
-        request = TrainRequest(
-            name=params["name"],
-            train=self.job_dir(chunk.job_id) / params["file"],
-            engine=params["engine"],
-            options=ReadOptions(text_col=params["text_col"], label_col=params["label_col"]),
-            params=dict(params["params"]),
-            seed=int(params["seed"]),
-            min_examples=int(params["min_examples"]),
-        )
-        record, _report = self.models.train(request)
+        record = self._published_by(params["name"], chunk.job_id)
+        if record is None:
+            request = TrainRequest(
+                name=params["name"],
+                train=self.job_dir(chunk.job_id) / params["file"],
+                engine=params["engine"],
+                options=ReadOptions(text_col=params["text_col"], label_col=params["label_col"]),
+                params=dict(params["params"]),
+                seed=int(params["seed"]),
+                min_examples=int(params["min_examples"]),
+                job_id=chunk.job_id,
+            )
+            record, _report = self.models.train(request)
+            if after_write is not None:
+                after_write(chunk)  # a test hook: crash here, between publishing and the commit
+        else:
+            logger.info("training job already published", extra={"job": chunk.job_id, "version": record.version})
         result = {
             "model": record.name,
             "version": record.version,
@@ -285,6 +299,13 @@ class JobService:
         }
         bill = Bill(0, 0, 0, TRAIN_ROUTE, datetime.now(UTC).date())
         return self.repo.complete(chunk, owner, "", bill, result=result)
+
+    def _published_by(self, name: str, job_id: str) -> ModelVersion | None:
+        """The version of `name` that the training job `job_id` published, if an earlier attempt got that far."""
+        for record in self.store.repo.versions(name):
+            if record.data.get("job") == job_id:
+                return record
+        return None
 
     def _bill(self, chunk: ClaimedChunk, engine: str, texts: list[str], route: str) -> Bill:
         characters = sum(len(text) for text in texts)

@@ -40,6 +40,8 @@ class TrainRequest:
     min_examples: int = 2
     # (text, labels) corrections added to the training split (`labelwise train --with-feedback`).
     feedback: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The batch job training it, recorded as `data["job"]` of the version so that a retried job finds it.
+    job_id: str | None = None
 
 
 class ModelService:
@@ -91,7 +93,7 @@ class ModelService:
                 # What drift is measured against (predicted labels and confidence on validation).
                 "baseline": asdict(baseline_from_split(report["validation"])),
             },
-            data=dataset.summary(),
+            data=dataset.summary() | ({"job": request.job_id} if request.job_id is not None else {}),
             extra_files=write,
         )
         return record, report

@@ -15,8 +15,9 @@ from labelwise.registry.store import ModelStore
 from labelwise.services.credits import PriceList
 from labelwise.services.job_worker import JobWorker
 from labelwise.services.jobs import JobConfig, JobService
+from labelwise.services.training import TrainRequest
 from labelwise.storage.db import Database
-from labelwise.storage.jobs_repository import IdempotencyRepository, JobRepository
+from labelwise.storage.jobs_repository import ClaimedChunk, IdempotencyRepository, JobRepository
 from labelwise.storage.repositories import KeyRepository, ModelRepository, UsageRepository
 
 WORDS = ["my card has not arrived", "top up with bank transfer", "reset the password please"]
@@ -117,6 +118,42 @@ def test_jobs_are_private_and_cancel_stops_them(service: JobService, tmp_path: P
         service.progress(job.id, "lwother1")
     assert service.cancel(job.id, "lwtest06").job.state == "cancelled"
     assert service.repo.claim("w", 30.0, 3) is None
+
+
+class Killed(BaseException):
+    """The worker dying: not an `Exception`, so nothing records a failed attempt."""
+
+
+def kill(_chunk: ClaimedChunk) -> None:
+    raise Killed
+
+
+def test_training_job_retried_after_a_crash_past_publish_publishes_once(service: JobService, tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        for i in range(30):
+            writer.writerow([f"{WORDS[i % 3]} {i}", ["card", "topup", "password"][i % 3]])
+    request = TrainRequest(name="trained", train=train, engine=KeywordEngine.name)
+    job = service.submit_train("lwtest07", train, request)
+    first = service.repo.claim("a", lease_seconds=-1.0, max_attempts=5)  # expires at once: "a" is about to die
+    assert first is not None
+    with pytest.raises(Killed):
+        service.process(first, "a", after_write=kill)  # published, then died before marking the job done
+    [published] = service.store.versions("trained")
+    assert published.data["job"] == job.id
+    assert service.progress(job.id, "lwtest07").job.state == "running"
+
+    retry = service.repo.claim("b", lease_seconds=30.0, max_attempts=5)
+    assert retry is not None
+    assert (retry.job_id, retry.attempts) == (job.id, 2)
+    assert service.process(retry, "b")
+    service.finish_ready()
+    done = service.progress(job.id, "lwtest07").job
+    assert done.state == "succeeded"
+    assert done.result is not None
+    assert [v.version for v in service.store.versions("trained")] == [published.version] == [done.result["version"]]
 
 
 def test_idempotency_reserve_store_replay_and_expiry(database: Database) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,20 @@ class KeyCreate(BaseModel):
             expires_at=self.expires_at if "expires_at" in sent else UNSET,
             enabled=self.enabled if "enabled" in sent else UNSET,
         )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What defines the request, for `Idempotency-Key`: bodies that create the same key match."""
+        sent = self.model_fields_set
+        return {
+            "kind": "key",
+            "name": self.name,
+            "scopes": sorted(set(self.scopes)),
+            "rate_limit": self.rate_limit,
+            # Left out, a key takes the server's default balance; null means unlimited.
+            "credits": self.credits if "credits" in sent else "default",
+            "expires_at": self.expires_at.isoformat() if self.expires_at is not None else None,
+            "enabled": self.enabled,
+        }
 
 
 class KeyUpdate(BaseModel):
@@ -96,7 +110,15 @@ class KeyPublic(BaseModel):
 class KeyCreated(KeyPublic):
     """A new key, with its secret: shown this once, never stored."""
 
-    key: str = Field(description="The full key. Store it now: it cannot be shown again.")
+    key: str | None = Field(
+        description="The full key. Store it now: it cannot be shown again. Null when `replayed`: the secret was in "
+        "the first answer only."
+    )
+    replayed: bool = Field(
+        default=False,
+        description="True when this repeats the first answer to a request with the same `Idempotency-Key`: the key "
+        "it names (`prefix`) was created then, and its secret is not shown again.",
+    )
 
 
 class KeyList(BaseModel):
