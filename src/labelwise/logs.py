@@ -37,3 +37,5 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic narrates every plugin and migration step at INFO; only its warnings belong in a service log.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
