@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 import anyio
 import pytest
@@ -93,3 +94,27 @@ async def test_deleted_model_stops_being_served(running: Running, fx: Fixture, a
     r = await running.client.post("/v1/classify", json={"text": "card", "model": "intents"}, headers=auth)
     assert r.status_code == 404
     assert running.manager.loaded_refs() == []
+
+
+async def test_request_before_first_snapshot_is_503_not_404(tmp_path: Path, database_url: str) -> None:
+    """A model named before the server has read the store gets 'retry shortly', never 'no such model'."""
+    from labelwise.errors import Overloaded
+    from labelwise.inference.cache import PredictionCache
+    from labelwise.inference.manager import BatchingConfig, ModelManager
+    from labelwise.registry.store import ModelStore
+    from labelwise.storage.db import Database
+    from labelwise.storage.repositories import ModelRepository
+
+    db = Database(database_url)
+    db.migrate()
+    try:
+        repo = ModelRepository(db)
+        store = ModelStore(tmp_path / "models", repo)
+        store.publish("intents", trained(), metrics={}, data={})
+        manager = ModelManager(store, repo, poll_seconds=60, cache=PredictionCache(10), batching=BatchingConfig())
+        with pytest.raises(Overloaded, match="starting"):
+            await manager.get("intents")
+        await manager.refresh()
+        assert (await manager.get("intents")).record.name == "intents"
+    finally:
+        db.dispose()

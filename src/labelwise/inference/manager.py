@@ -22,7 +22,7 @@ import numpy as np
 
 from labelwise.domain import ModelVersion
 from labelwise.engines.base import Engine, FloatArray
-from labelwise.errors import ModelLoadError, ModelNotFound
+from labelwise.errors import ModelLoadError, ModelNotFound, Overloaded
 from labelwise.inference.batcher import MicroBatcher, Timing
 from labelwise.inference.cache import PredictionCache, text_digest
 from labelwise.registry.store import ModelStore, parse_ref
@@ -144,6 +144,9 @@ class ModelManager:
     async def get(self, ref: str) -> LoadedModel:
         """The loaded version for `name`, `name@alias` or `name:version`, loading it on first use."""
         parsed = parse_ref(ref)
+        if not self.ready:
+            # Before the first snapshot every name would look unknown: say "not yet", not "no such model".
+            raise Overloaded("the server is starting and its models are not loaded yet; retry shortly")
         versions = self._records.get(parsed.name)
         if not versions:
             raise ModelNotFound(f"model: model {parsed.name!r} not found", param="model")
@@ -174,6 +177,7 @@ class ModelManager:
             await self._reroute()
             self._fingerprint = fingerprint
         self._unload_unused()
+        self.ready = True
         return changed
 
     async def _reroute(self) -> None:
