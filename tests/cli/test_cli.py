@@ -6,14 +6,12 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-
-from labelwise.cli import main
+from tests.cli.conftest import Run
 
 TOPICS = {
     "sports": ["match", "goal", "team", "player", "coach", "league", "score", "season"],
@@ -21,8 +19,6 @@ TOPICS = {
     "weather": ["rain", "storm", "sunny", "cloud", "wind", "snow", "forecast", "cold"],
 }
 FILLER = ["the", "a", "today", "we", "saw", "really", "very", "news", "about", "this"]
-
-Run = Callable[..., tuple[int, str, str]]
 
 
 def write_corpus(path: Path, rows_per_label: int = 40, seed: int = 1) -> None:
@@ -34,23 +30,6 @@ def write_corpus(path: Path, rows_per_label: int = 40, seed: int = 1) -> None:
             lines.append(json.dumps({"text": text, "label": label}))
     rng.shuffle(lines)
     path.write_text("\n".join(lines) + "\n")
-
-
-@pytest.fixture
-def run(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LABELWISE_DATABASE_URL", database_url)
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(args))
-        out = capsys.readouterr()
-        code = exit_info.value.code
-        return (code if isinstance(code, int) else 1), out.out, out.err
-
-    return invoke
 
 
 def as_json(out: str) -> Any:

@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cli.conftest import Run
 
-from labelwise.cli import main
 from labelwise.storage.db import Database
 from labelwise.storage.repositories import KeyRepository, UsageEntry, UsageRepository
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LABELWISE_DATABASE_URL", database_url)
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(args))
-        out = capsys.readouterr()
-        code = exit_info.value.code
-        return (code if isinstance(code, int) else 1), out.out, out.err
-
-    return invoke
 
 
 def ok(run: Run, *args: str) -> Any:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import encoder_cache_dir
 
 from labelwise.encoder import DIMENSIONS, MODEL_ID, Encoder, get_encoder
 from labelwise.encoder import files as encoder_files
@@ -26,16 +25,9 @@ SENTENCES = [
 ]
 
 
-def shared_cache() -> Path:
-    """A cache shared by test runs: deriving the model takes seconds; reuse is safe (locked, sha256-checked)."""
-    return Path(
-        os.environ.get("LABELWISE_TEST_ENCODER_CACHE") or Path(tempfile.gettempdir()) / "labelwise-test-encoder"
-    )
-
-
 @pytest.fixture(scope="module")
 def encoder() -> Encoder:
-    return get_encoder(shared_cache())
+    return get_encoder(encoder_cache_dir())
 
 
 def test_vectors_have_the_model_shape_and_unit_norm(encoder: Encoder) -> None:
@@ -74,7 +66,7 @@ def test_empty_input_gives_an_empty_matrix(encoder: Encoder) -> None:
 
 
 def test_a_long_text_is_split_into_windows_and_combined() -> None:
-    encoder = get_encoder(shared_cache(), max_tokens=32)  # short windows keep the test fast
+    encoder = get_encoder(encoder_cache_dir(), max_tokens=32)  # short windows keep the test fast
     long_text = " ".join(SENTENCES * 2)
     tokens = encoder.count_tokens([long_text])[0]
     assert tokens > 2 * encoder.max_tokens
@@ -139,4 +131,4 @@ def test_bad_settings_fail_fast(tmp_path: Path) -> None:
 
 
 def test_get_encoder_shares_one_instance() -> None:
-    assert get_encoder(shared_cache()) is get_encoder(shared_cache())
+    assert get_encoder(encoder_cache_dir()) is get_encoder(encoder_cache_dir())

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import encoder_cache_dir
 
 from labelwise.domain import LabeledTexts, TaskType
-from labelwise.encoder import configure_encoder
 from labelwise.engines.auto import AutoEngine, CombinedEngine
 from labelwise.errors import DataError
 
@@ -36,15 +34,6 @@ ROWS = {
         "The app keeps rejecting my password.",
     ],
 }
-
-
-def _cache() -> Path:
-    return encoder_cache_dir()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _shared_encoder() -> None:
-    configure_encoder(_cache())
 
 
 def split(rows: range) -> LabeledTexts:

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import encoder_cache_dir
 
 from labelwise.domain import LabeledTexts, TaskType
-from labelwise.encoder import configure_encoder
 from labelwise.engines.embedding import EmbeddingEngine
 from labelwise.errors import ModelLoadError, NotFittedError
 
@@ -45,15 +43,6 @@ HELD_OUT = {
     "money": "Should I invest my bonus in bonds or shares?",
     "weather": "Bring an umbrella, showers are coming.",
 }
-
-
-def _cache() -> Path:
-    return encoder_cache_dir()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _shared_encoder() -> None:
-    configure_encoder(_cache())
 
 
 def data(per_label: int, start: int = 0) -> LabeledTexts:

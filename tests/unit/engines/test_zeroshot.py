@@ -7,24 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import encoder_cache_dir
 
 from labelwise.domain import LabeledTexts, TaskType
-from labelwise.encoder import configure_encoder
 from labelwise.engines.zeroshot import ZeroShotEngine, humanize, label_text
 from labelwise.errors import InvalidRequest, ModelLoadError
 
 TEXTS = ["My card was stolen and I need a new one.", "It will rain all day tomorrow.", "What a brilliant goal!"]
 LABELS = ["lost_card", "weather_forecast", "football"]
-
-
-def _cache() -> Path:
-    return encoder_cache_dir()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _shared_encoder() -> None:
-    configure_encoder(_cache())
 
 
 def test_label_texts_are_built_from_humanized_names_and_descriptions() -> None:
