@@ -11,13 +11,13 @@ and the same id always gets the same decision.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
 from labelwise.domain import Prediction
+from labelwise.services.periodic import Periodic
 from labelwise.storage.monitoring import LoggedPrediction, PredictionLogRepository
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,14 @@ class PredictionLog:
         self._now = now
         self._buffer: list[LoggedPrediction] = []
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            self._tick,
+            flush_seconds,
+            name="labelwise-prediction-log",
+            failure="prediction log flush failed; will retry",
+            context=lambda: {"rows": self.pending},
+        )
+        self._next_cleanup = 0.0
 
     def sampled(self, request_id: str) -> bool:
         return self.sample >= 1.0 or share_of(request_id) < self.sample
@@ -127,31 +134,21 @@ class PredictionLog:
         return await asyncio.to_thread(self.repo.forget_raw_text, self._now() - self.retention)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="labelwise-prediction-log")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
         try:
             await self.flush()
         except Exception:
             logger.exception("prediction log not written at shutdown", extra={"rows": self.pending})
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_cleanup = loop.time()
-        while True:
-            try:
-                await self.flush()
-                if loop.time() >= next_cleanup:
-                    next_cleanup = loop.time() + _CLEANUP_EVERY_SECONDS
-                    removed = await self.cleanup()
-                    if removed:
-                        logger.info("raw texts past retention removed", extra={"rows": removed})
-            except Exception:
-                logger.warning("prediction log flush failed; will retry", exc_info=True, extra={"rows": self.pending})
-            await asyncio.sleep(self.flush_seconds)
+    async def _tick(self) -> None:
+        """One round of the background loop: flush, and now and then blank raw texts past retention."""
+        await self.flush()
+        now = asyncio.get_running_loop().time()
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + _CLEANUP_EVERY_SECONDS
+            removed = await self.cleanup()
+            if removed:
+                logger.info("raw texts past retention removed", extra={"rows": removed})

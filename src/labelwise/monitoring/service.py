@@ -8,8 +8,6 @@ depends on it: the shadow runs on its own batcher and its failures are logged, n
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Sequence
@@ -22,6 +20,7 @@ from labelwise.monitoring.feedback import FeedbackService
 from labelwise.monitoring.metrics import SHADOW_AGREEMENT, observe_classification
 from labelwise.monitoring.predictions import PredictionLog
 from labelwise.services.classify import Classification
+from labelwise.services.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -52,26 +51,24 @@ class Monitoring:
     drift_refresh_seconds: float = DRIFT_REFRESH_SECONDS
     shadow: dict[tuple[str, str, str], ShadowTally] = field(default_factory=dict)
     _cache_hits: int = 0
-    _drift_task: asyncio.Task[None] | None = None
+    _drift_refresh: Periodic | None = None
 
     def start(self) -> None:
         """Start the prediction log's flush and the drift gauge's refresh (inside the running event loop)."""
         self.log.start()
-        if self._drift_task is None:
-            self._drift_task = asyncio.get_running_loop().create_task(self._refresh_drift(), name="labelwise-drift")
+        if self._drift_refresh is None:
+            self._drift_refresh = Periodic(
+                self.drift.refresh,
+                self.drift_refresh_seconds,
+                name="labelwise-drift",
+                failure="drift refresh failed; will retry",
+            )
+        self._drift_refresh.start()
 
     async def stop(self) -> None:
-        if self._drift_task is not None:
-            self._drift_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drift_task
-            self._drift_task = None
+        if self._drift_refresh is not None:
+            await self._drift_refresh.stop()
         await self.log.stop()
-
-    async def _refresh_drift(self) -> None:
-        while True:
-            await asyncio.sleep(self.drift_refresh_seconds)
-            await self.drift.refresh()
 
     def observe(self, request_id: str, key_prefix: str | None, texts: Sequence[str], result: Classification) -> None:
         """Metrics and the prediction log for one answered classification (no I/O)."""

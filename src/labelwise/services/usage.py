@@ -13,7 +13,6 @@ reaches the code that records, so usage texts always equal the texts of 2xx resp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from labelwise.errors import Forbidden, InvalidRequest
 from labelwise.services.keys import Principal, Scope, split_key
+from labelwise.services.periodic import Periodic
 from labelwise.storage.repositories import UsageEntry, UsageRepository
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,13 @@ class UsageMeter:
         self._today = today
         self._buffer: dict[_Key, _Counts] = {}
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            self.flush,
+            flush_seconds,
+            name="labelwise-usage-flush",
+            failure="usage flush failed; will retry",
+            context=lambda: {"rows": self.pending},
+        )
 
     def record(self, key: str, route: str, *, texts: int, characters: int, credits: int) -> None:
         """Count one successful request of `texts` texts (no I/O: flushed later)."""
@@ -136,28 +142,15 @@ class UsageMeter:
 
     def start(self) -> None:
         """Start the periodic flush (call from inside the running event loop)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="labelwise-usage-flush")
+        self._periodic.start()
 
     async def stop(self) -> None:
         """Stop the periodic flush and write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
         try:
             await self.flush()
         except Exception:
             logger.exception("usage not written at shutdown", extra={"rows": self.pending})
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_seconds)
-            try:
-                await self.flush()
-            except Exception:
-                logger.warning("usage flush failed; will retry", exc_info=True, extra={"rows": self.pending})
 
     def read(self, start: date, end: date, key: str | None = None) -> UsageReport:
         """The ledger as stored (what other processes have not flushed yet is not in it)."""
