@@ -228,6 +228,12 @@ def serving(app: FastAPI) -> Iterator[str]:
         sock.close()
 
 
+def wait_all_ready(base: str, timeout: float = 60.0) -> None:
+    """Wait until every worker of a multi-worker server is ready. Each worker answers /ready for itself, so
+    wait for a run of fresh connections (spread over the workers by the kernel) that all find a ready one."""
+    wait_until(lambda: all(http_status(f"{base}/ready") == 200 for _ in range(12)), timeout=timeout)
+
+
 def http_status(url: str) -> int:
     try:
         return httpx.get(url, timeout=2).status_code

@@ -18,7 +18,15 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from tests.api.serving_fakes import Fixture, http_status, make_settings, reset_keyword_engine, started, wait_until
+from tests.api.serving_fakes import (
+    Fixture,
+    http_status,
+    make_settings,
+    reset_keyword_engine,
+    started,
+    wait_all_ready,
+    wait_until,
+)
 
 from labelwise.api.server import export_settings
 from labelwise.config import Settings
@@ -121,6 +129,7 @@ def server_process(settings: Settings, log: Path) -> Iterator[str]:
     try:
         wait_until(lambda: process.poll() is not None or http_status(base + "/ready") == 200, timeout=60)
         assert process.poll() is None, log.read_text()[-2000:]
+        wait_all_ready(base)
         yield base
     finally:
         process.terminate()

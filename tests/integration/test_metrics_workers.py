@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from tests.api.serving_fakes import Fixture, http_status, make_settings, wait_until
+from tests.api.serving_fakes import Fixture, make_settings, wait_all_ready, wait_until
 
 from labelwise.domain import LabeledTexts
 from labelwise.engines.linear import LinearEngine
@@ -56,7 +56,7 @@ def test_two_workers_report_all_requests(tmp_path: Path, shared_data: Path) -> N
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: http_status(f"{base}/ready") == 200, timeout=60)
+        wait_all_ready(base)
         for i in range(REQUESTS):
             # A new connection each time, so the kernel spreads them over both workers' accept queues.
             with httpx.Client(base_url=base, headers=admin) as client:
