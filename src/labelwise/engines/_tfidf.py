@@ -2,7 +2,8 @@
 
 We do not use scikit-learn's `TfidfVectorizer` at prediction time: its input validation costs more than the
 arithmetic for one short text, and rebuilding it on load ties the artifact to private attributes. Fit and
-predict share `rows`, so training features and serving features are identical by construction.
+predict share `rows`, so training features and serving features are identical by construction. `rows` finds the
+n-grams of a whole batch at once (`_ngram_index`); `ids` is the same lookup text by text, the plain definition.
 
 The feature vector is two blocks, word n-grams and character n-grams inside word boundaries, each with
 sublinear term frequency, smoothed idf and its own L2 normalization (so neither block drowns the other).
@@ -21,6 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
+from labelwise.engines._ngram_index import NgramIndex
+
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 
@@ -36,7 +39,6 @@ class CsrParts(NamedTuple):
 _TOKEN = re.compile(r"\w+")
 # Sentence boundary markers cannot collide with tokens: `\w+` never matches "<" or ">".
 _BOS, _EOS = "<s>", "</s>"
-_WORD_CACHE = 1 << 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +115,7 @@ class TfidfFeaturizer:
         self.char_vocab = char_vocab
         self.idf = idf
         self._n_word = len(word_vocab)
-        self._word_index = {gram: i for i, gram in enumerate(word_vocab)}
-        self._char_index = {gram: i for i, gram in enumerate(char_vocab)}
-        # Per-word cache of character feature ids: most words of a text were seen before, and cutting a word
-        # into grams and looking them up is most of the cost of a row. lru_cache is thread-safe.
-        self._char_ids = functools.lru_cache(maxsize=_WORD_CACHE)(self._char_ids_uncached)
+        self._index = NgramIndex(word_vocab, char_vocab, word_ngrams=config.word_ngrams, char_ngrams=config.char_ngrams)
 
     @property
     def n_features(self) -> int:
@@ -150,37 +148,34 @@ class TfidfFeaturizer:
         idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
         return cls(config, words, chars, idf)
 
-    def ids(self, text: str) -> list[int]:
-        """Feature ids of every n-gram occurrence in `text` that is in the vocabulary (repeats kept)."""
-        lowered = text.lower()
-        get = self._word_index.get
-        found = [j for g in word_grams(lowered, self.config.word_ngrams) if (j := get(g)) is not None]
-        for word in lowered.split():
-            found.extend(self._char_ids(word))
-        return found
+    @functools.cached_property
+    def _dictionaries(self) -> tuple[dict[str, int], dict[str, int]]:
+        words = {gram: i for i, gram in enumerate(self.word_vocab)}
+        return words, {gram: i + self._n_word for i, gram in enumerate(self.char_vocab)}
 
-    def _char_ids_uncached(self, word: str) -> tuple[int, ...]:
+    def ids(self, text: str) -> list[int]:
+        """Feature ids of every n-gram occurrence in `text` that is in the vocabulary (repeats kept).
+
+        The plain definition, gram by gram through dictionaries; `rows` computes the same ids vectorized, and the
+        tests hold the two equal.
+        """
+        word_index, char_index = self._dictionaries
+        lowered = text.lower()
+        found = [word_index[g] for g in word_grams(lowered, self.config.word_ngrams) if g in word_index]
         lo, hi = self.config.char_ngrams
-        get = self._char_index.get
-        offset = self._n_word
-        return tuple(j + offset for g in char_grams(word, lo, hi) if (j := get(g)) is not None)
+        found.extend(char_index[g] for g in char_grams(lowered, lo, hi) if g in char_index)
+        return found
 
     def rows(self, texts: Sequence[str], dtype: type[np.floating[Any]] = np.float64) -> CsrParts:
         """CSR parts (values, column indices, row pointers) of the TF-IDF rows of `texts`.
 
-        Only collecting n-gram ids is per text; counting, weighting and normalizing run once over the whole
-        batch, which is what makes batches cheap. Within a row, columns are sorted.
+        The n-grams of the whole batch are found at once (`_ngram_index`, the same ids as `ids`, vectorized);
+        counting, weighting and normalizing run once over the batch too. Within a row, columns are sorted.
         """
-        ids: list[int] = []
-        lengths: list[int] = []
-        for text in texts:
-            found = self.ids(text)
-            ids.extend(found)
-            lengths.append(len(found))
-        n_rows, n_cols = len(lengths), self.n_features
-        rows = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
+        n_rows, n_cols = len(texts), self.n_features
+        hits = self._index.lookup(texts)
         # One sort counts repeats per (row, feature) and leaves the entries in CSR order.
-        keys, counts = np.unique(rows * n_cols + np.array(ids, dtype=np.int64), return_counts=True)
+        keys, counts = np.unique(hits.rows * n_cols + hits.ids, return_counts=True)
         row_of, column = np.divmod(keys, n_cols)
         values = (1.0 + np.log(counts)) * self.idf[column]
         # Each block (words, characters) of each row gets its own L2 norm.
