@@ -7,9 +7,9 @@ training plus validation rows with the chosen C (more data, same calibration and
 to +0.6 points of test accuracy on sst2, trec, banking77 and emotion at equal or lower ECE, and no change on
 goemotions (bench/README.md).
 
-Serving reads arrays and JSON only and needs neither scikit-learn nor scipy.optimize: a text's n-gram ids come
-from dictionaries (with a per-word cache), a batch becomes one sparse matrix product, a single text a gather of
-its weight rows.
+Serving reads arrays and JSON only and needs neither scikit-learn nor scipy.optimize: a batch's n-gram ids are
+found at once by 64-bit hashes (`_ngram_index`), a batch becomes one sparse matrix product, a single text a gather
+of its weight rows.
 """
 
 from __future__ import annotations
