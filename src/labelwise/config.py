@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # Monitoring (see monitoring/): metrics, the prediction log, drift, rollout
     metrics_public: bool = Field(default=False, description="serve /metrics without a key (else: admin scope)")
     prediction_log_sample: float = Field(default=1.0, ge=0.0, le=1.0, description="share of texts logged")
+    prediction_log_max_per_second: int = Field(
+        default=1000,
+        ge=0,
+        description="most texts one worker writes to the prediction log per second, whole requests; 0: no cap",
+    )
     log_raw_text: bool = Field(default=False, description="store raw texts in the prediction log for every key")
     log_raw_text_keys: list[str] = Field(default_factory=list, description="key prefixes whose raw texts are stored")
     raw_text_retention_days: float = Field(default=30.0, gt=0.0, description="raw texts are deleted after this")

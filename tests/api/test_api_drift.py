@@ -38,6 +38,7 @@ async def test_drift_is_small_on_like_traffic_and_large_on_other_traffic(
     admin = {"x-api-key": fx.key("admin")}
     like = [r["text"] for r in read_jsonl(shared_data / "trec" / "train.jsonl", 3000)[1800:]]
     other = [r["text"] for r in read_jsonl(shared_data / "sst2" / "test.jsonl", 1200)]
+    settings = settings.model_copy(update={"prediction_log_max_per_second": 0})  # every text counts here
     async with started(settings) as running:
         empty = await _drift(running, "calm", auth)
         assert (empty.predictions, empty.psi, empty.status) == (0, None, "no_data")

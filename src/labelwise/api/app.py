@@ -126,6 +126,7 @@ def _monitoring(settings: Settings, db: Database, manager: ModelManager) -> Moni
     log = PredictionLog(
         PredictionLogRepository(db),
         sample=settings.prediction_log_sample,
+        max_per_second=settings.prediction_log_max_per_second,
         raw_text=settings.log_raw_text,
         raw_text_keys=settings.log_raw_text_keys,
         retention=timedelta(days=settings.raw_text_retention_days),

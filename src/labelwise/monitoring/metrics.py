@@ -12,6 +12,7 @@ and every app instance of one process (tests build many) must count into the sam
 from __future__ import annotations
 
 import os
+from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import (
@@ -60,6 +61,10 @@ CONFIDENCE = Histogram(
     ["model"],
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
+PREDICTION_LOG_SKIPPED = Counter(
+    "labelwise_prediction_log_skipped_total",
+    "Texts answered but not written to the prediction log: the worker's cap per second was reached.",
+)
 REJECTIONS = Counter("labelwise_rejections_total", "Requests refused for rate (429) or credits (402).", ["reason"])
 SHADOW_AGREEMENT = Counter(
     "labelwise_shadow_predictions_total", "Texts scored by a shadow version, by agreement.", ["model", "agree"]
@@ -92,10 +97,10 @@ def observe_classification(
     BATCH_TEXTS.labels(model).observe(len(predictions))
     if cached:
         CACHE_HITS.inc(cached)
+    for label, count in Tally(label for p in predictions for label in p.predicted).items():
+        PREDICTIONS.labels(model, label).inc(count)
     confidence = CONFIDENCE.labels(model)
     for prediction in predictions:
-        for label in prediction.predicted:
-            PREDICTIONS.labels(model, label).inc()
         confidence.observe(prediction.labels[0].score if prediction.labels else 0.0)
 
 

@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 logger = logging.getLogger(__name__)
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns are written with orjson (several times faster than the standard library; same JSON)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -41,10 +47,14 @@ class Database:
             path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
+            self.engine: Engine = create_engine(
+                url, connect_args={"check_same_thread": False}, json_serializer=_json_text
+            )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            self.engine = create_engine(
+                url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_text
+            )
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

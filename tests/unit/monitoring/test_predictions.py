@@ -80,3 +80,29 @@ def test_failed_flush_keeps_rows_for_the_next() -> None:
     repo.down = False
     asyncio.run(log.flush())
     assert [r.request_id for r in repo.rows] == ["req_1"]
+
+
+def test_cap_per_second_skips_whole_requests_and_refills() -> None:
+    from labelwise.monitoring.metrics import PREDICTION_LOG_SKIPPED
+
+    repo = FakeRepo()
+    now = [100.0]
+    log = _log(repo, max_per_second=10, clock=lambda: now[0])
+    skipped = PREDICTION_LOG_SKIPPED._value.get()
+    for i in range(4):  # 10 rows of allowance: three requests of 4 fit (the third overdraws), the fourth waits
+        log.record(f"req_{i}", None, "m", "1.0.0", ["a", "b", "c", "d"], [PREDICTION] * 4)
+    assert log.pending == 12
+    assert PREDICTION_LOG_SKIPPED._value.get() - skipped == 4
+    now[0] += 0.5  # 5 rows refilled: the debt of 2 is paid and 3 remain
+    log.record("req_5", None, "m", "1.0.0", ["a", "b"], [PREDICTION] * 2)
+    assert log.pending == 14
+    asyncio.run(log.flush())
+    assert sorted({r.request_id for r in repo.rows}) == ["req_0", "req_1", "req_2", "req_5"]
+
+
+def test_no_cap_logs_everything() -> None:
+    repo = FakeRepo()
+    log = _log(repo, max_per_second=0)
+    for i in range(50):
+        log.record(f"req_{i}", None, "m", "1.0.0", ["a"] * 100, [PREDICTION] * 100)
+    assert log.pending == 5000
