@@ -18,6 +18,9 @@ async def test_classify_returns_ranked_labels_and_decision(running: Running, aut
     r = await running.client.post("/v1/classify", json={"text": "my card is late", "top_k": 2}, headers=auth)
     assert r.status_code == 200, r.text
     body = ClassifyResponse.model_validate(r.json())
+    assert set(r.json()) == set(ClassifyResponse.model_fields)  # the route writes its JSON itself
+    assert all(set(s) == {"label", "score"} for s in r.json()["labels"])
+    assert r.headers["content-type"] == "application/json"
     assert next(s.label for s in body.labels) == "card"
     assert len(body.labels) == 2
     assert body.labels[0].score >= body.labels[1].score
@@ -41,6 +44,8 @@ async def test_batch_equals_one_by_one(running: Running, auth: dict[str, str]) -
     r = await running.client.post("/v1/batch", json={"texts": texts, "top_k": 3}, headers=auth)
     assert r.status_code == 200, r.text
     batch = BatchResponse.model_validate(r.json())
+    assert set(r.json()) == set(BatchResponse.model_fields)
+    assert all(set(item) == {"index", "labels", "predicted"} for item in r.json()["results"])
     assert [item.index for item in batch.results] == list(range(len(texts)))
     for text, item in zip(texts, batch.results, strict=True):
         one = await running.client.post("/v1/classify", json={"text": text, "top_k": 3}, headers=auth)

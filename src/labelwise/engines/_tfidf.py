@@ -149,9 +149,14 @@ class TfidfFeaturizer:
         return cls(config, words, chars, idf)
 
     @functools.cached_property
-    def _dictionaries(self) -> tuple[dict[str, int], dict[str, int]]:
-        words = {gram: i for i, gram in enumerate(self.word_vocab)}
-        return words, {gram: i + self._n_word for i, gram in enumerate(self.char_vocab)}
+    def word_index(self) -> dict[str, int]:
+        """Word gram -> feature id (built on first use: serving does not need it, explanations do)."""
+        return {gram: i for i, gram in enumerate(self.word_vocab)}
+
+    @functools.cached_property
+    def char_index(self) -> dict[str, int]:
+        """Character gram -> position in the character block (its feature id is that plus `len(word_vocab)`)."""
+        return {gram: i for i, gram in enumerate(self.char_vocab)}
 
     def ids(self, text: str) -> list[int]:
         """Feature ids of every n-gram occurrence in `text` that is in the vocabulary (repeats kept).
@@ -159,11 +164,11 @@ class TfidfFeaturizer:
         The plain definition, gram by gram through dictionaries; `rows` computes the same ids vectorized, and the
         tests hold the two equal.
         """
-        word_index, char_index = self._dictionaries
+        word_index, char_index = self.word_index, self.char_index
         lowered = text.lower()
         found = [word_index[g] for g in word_grams(lowered, self.config.word_ngrams) if g in word_index]
         lo, hi = self.config.char_ngrams
-        found.extend(char_index[g] for g in char_grams(lowered, lo, hi) if g in char_index)
+        found.extend(char_index[g] + self._n_word for g in char_grams(lowered, lo, hi) if g in char_index)
         return found
 
     def rows(self, texts: Sequence[str], dtype: type[np.floating[Any]] = np.float64) -> CsrParts:

@@ -92,18 +92,38 @@ class Engine(ABC):
     ) -> list[Prediction]:
         """Ranked label scores and the decision for each text."""
         proba = self.predict_proba(texts)
-        decided = self.decide(proba)
-        return [
-            Prediction(labels=rank_scores(self.classes_, row, top_k=top_k, threshold=threshold), predicted=d)
-            for row, d in zip(proba, decided, strict=True)
-        ]
+        return predictions_of(self.classes_, proba, self.decide(proba), top_k=top_k, threshold=threshold)
 
 
 def rank_scores(
     classes: Sequence[str], row: FloatArray, *, top_k: int | None = None, threshold: float = 0.0
 ) -> list[LabelScore]:
     """Labels sorted by score (ties keep label order), dropping those under `threshold`, at most `top_k`."""
-    order = np.argsort(-row, kind="stable")
+    return rank_rows(classes, np.asarray(row)[np.newaxis, :], top_k=top_k, threshold=threshold)[0]
+
+
+def rank_rows(
+    classes: Sequence[str], proba: FloatArray, *, top_k: int | None = None, threshold: float = 0.0
+) -> list[list[LabelScore]]:
+    """`rank_scores` of every row of `proba`, sorted in one call for the whole batch."""
+    order = np.argsort(-proba, axis=1, kind="stable")
     if top_k is not None:
-        order = order[:top_k]
-    return [LabelScore(classes[int(i)], float(row[i])) for i in order if row[i] >= threshold]
+        order = order[:, :top_k]
+    scores = np.take_along_axis(proba, order, axis=1).tolist()
+    return [
+        [LabelScore(classes[j], score) for j, score in zip(columns, row, strict=True) if score >= threshold]
+        for columns, row in zip(order.tolist(), scores, strict=True)
+    ]
+
+
+def predictions_of(
+    classes: Sequence[str],
+    proba: FloatArray,
+    decided: Sequence[list[str]],
+    *,
+    top_k: int | None = None,
+    threshold: float = 0.0,
+) -> list[Prediction]:
+    """A `Prediction` per row: its ranked label scores and the engine's decision for it."""
+    ranked = rank_rows(classes, proba, top_k=top_k, threshold=threshold)
+    return [Prediction(labels, list(d)) for labels, d in zip(ranked, decided, strict=True)]

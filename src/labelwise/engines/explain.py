@@ -72,8 +72,7 @@ def _linear(engine: LinearEngine, text: str, columns: list[int]) -> list[dict[st
     value = dict(zip(parts.indices.tolist(), parts.values.tolist(), strict=True))
     lowered = text.lower()
     occurrences: dict[int, list[str]] = defaultdict(list)
-    # The featurizer is private to the engines package; its indexes avoid rebuilding a 300k-entry dict per call.
-    word_index = featurizer._word_index
+    word_index = featurizer.word_index
     for gram in word_grams(lowered, featurizer.config.word_ngrams):
         j = word_index.get(gram)
         if j is not None:
@@ -81,7 +80,7 @@ def _linear(engine: LinearEngine, text: str, columns: list[int]) -> list[dict[st
             if term:
                 occurrences[j].append(term)
     lo, hi = featurizer.config.char_ngrams
-    char_index = featurizer._char_index
+    char_index = featurizer.char_index
     offset = len(featurizer.word_vocab)
     for word in lowered.split():
         term = _unit(word)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from labelwise.domain import ModelVersion, Prediction
-from labelwise.engines.base import rank_scores
+from labelwise.engines.base import predictions_of
 from labelwise.engines.explain import Explanation, explain
 from labelwise.errors import InputTooLong, InvalidRequest, ModelNotFound
 from labelwise.inference.batcher import Timing
@@ -76,12 +76,8 @@ class ClassifyService:
         async with self._billed(payer, loaded.record.engine, texts) as charge:
             proba, timing = await loaded.predict_proba(texts)
             engine = loaded.engine
-            classes = engine.classes_
             decided = engine.decide(proba)
-            predictions = [
-                Prediction(rank_scores(classes, row, top_k=top_k, threshold=threshold), labels)
-                for row, labels in zip(proba, decided, strict=True)
-            ]
+            predictions = predictions_of(engine.classes_, proba, decided, top_k=top_k, threshold=threshold)
         return Classification(predictions, loaded.record, timing, charge)
 
     async def explain(

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from labelwise.domain import ModelVersion, Prediction
+from labelwise.domain import ModelVersion
 from labelwise.encoder import MODEL_ID, EncoderBatcher
-from labelwise.engines.base import FloatArray, rank_scores
+from labelwise.engines.base import FloatArray, predictions_of
 from labelwise.engines.zeroshot import ZeroShotEngine
 from labelwise.errors import InvalidRequest
 from labelwise.inference.batcher import Timing
@@ -153,9 +153,6 @@ class ZeroShotService:
         else:
             async with billing.billed(payer, ZEROSHOT_ENGINE, texts) as charge:
                 proba, timing = await self.scores(texts, engine)
-        classes = engine.classes_
-        predictions = [
-            Prediction(rank_scores(classes, row, top_k=top_k, threshold=threshold), decided)
-            for row, decided in zip(proba, engine.decide(proba), strict=True)
-        ]
+        decided = engine.decide(proba)
+        predictions = predictions_of(engine.classes_, proba, decided, top_k=top_k, threshold=threshold)
         return Classification(predictions, self.record(engine), timing, charge)
