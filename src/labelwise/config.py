@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(default=False, description="serve /metrics without a key (else: admin scope)")
     prediction_log_sample: float = Field(default=1.0, ge=0.0, le=1.0, description="share of texts logged")
     prediction_log_max_per_second: int = Field(
-        default=1000,
+        default=100,
         ge=0,
         description="most texts one worker writes to the prediction log per second, whole requests; 0: no cap",
     )

@@ -7,9 +7,10 @@ Raw text is stored only where the server (`log_raw_text`) or the key (`log_raw_t
 after `retention` by the same background task. Sampling is by request id, so a request is logged whole or not at all,
 and the same id always gets the same decision.
 
-Each worker also writes at most `max_per_second` texts a second (default 1,000; whole requests, counted in
-`labelwise_prediction_log_skipped_total` when skipped). Writing a row costs about as much CPU as classifying its
-text with the linear engine (about 30 us each, SQLite, banking77), so logging everything would halve peak throughput;
+Each worker also writes at most `max_per_second` texts a second (`prediction_log_max_per_second`, default 100;
+whole requests, counted in `labelwise_prediction_log_skipped_total` when skipped). Writing a row costs more CPU than
+classifying its text with the linear engine (30-80 us against about 30 us, SQLite, banking77), so logging
+everything would halve peak throughput, and at thousands of texts a second the log would grow by gigabytes a day;
 drift and the review queue need a steady sample, not every row. Set 0 to log everything.
 """
 
