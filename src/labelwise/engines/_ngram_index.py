@@ -20,7 +20,9 @@ and on awkward input (surrogates, NUL, non-ASCII whitespace and digits, characte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import re
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -42,6 +44,44 @@ _CHUNK_CHARS = 1 << 17
 _CACHE_WORDS = 1 << 16
 _EMPTY: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 _EMPTY.flags.writeable = False
+
+
+_TOKEN = re.compile(r"\w+")
+# Sentence boundary markers cannot collide with tokens: `\w+` never matches "<" or ">".
+_BOS, _EOS = "<s>", "</s>"
+_SMALL_BATCH = 16  # up to this many texts, dictionaries beat the fixed cost of a hundred array operations
+
+
+def word_grams(lowered: str, max_n: int) -> list[str]:
+    """Word unigrams plus 2..max_n-grams over the tokens padded with sentence boundary markers.
+
+    The markers turn "what is" at the start of a question into its own feature, which matters for short texts
+    such as questions and intents where the first words carry the class.
+    """
+    tokens = _TOKEN.findall(lowered)
+    grams = list(tokens)
+    if max_n >= 2:
+        padded = [_BOS, *tokens, _EOS]
+        for n in range(2, max_n + 1):
+            grams.extend(" ".join(padded[i : i + n]) for i in range(len(padded) - n + 1))
+    return grams
+
+
+def char_grams(lowered: str, lo: int, hi: int) -> list[str]:
+    """Character lo..hi-grams of each whitespace-separated word padded with one space on each side.
+
+    A word shorter than n contributes itself once (as scikit-learn's `char_wb` does), not n copies.
+    """
+    grams: list[str] = []
+    for word in lowered.split():
+        padded = f" {word} "
+        size = len(padded)
+        for n in range(lo, hi + 1):
+            if size <= n:
+                grams.append(padded)
+                break
+            grams.extend([padded[i : i + n] for i in range(size - n + 1)])
+    return grams
 
 
 class GramHits(NamedTuple):
@@ -198,12 +238,18 @@ class NgramIndex:
         char_ngrams: tuple[int, int],
         chunk_chars: int = _CHUNK_CHARS,
         cache_words: int = _CACHE_WORDS,
+        small_batch: int = _SMALL_BATCH,
     ) -> None:
         self.word_ngrams = word_ngrams
         self.char_ngrams = char_ngrams
         self.chunk_chars = chunk_chars
         self.cache_words = cache_words
-        self._char_cache: dict[str, I64] = {}
+        self.small_batch = small_batch
+        # Gram -> feature id (character grams after the word block), for small batches and explanations.
+        self.word_index = {gram: i for i, gram in enumerate(word_vocab)}
+        self.char_index = {gram: i for i, gram in enumerate(char_vocab, start=len(word_vocab))}
+        self._recent: dict[str, I64] = {}
+        self._older: dict[str, I64] = {}
         self._bos, self._eos = _hash_strings(["<s>", "</s>"])
         hashes = np.concatenate([self._vocab_word_hashes(word_vocab), _hash_strings(char_vocab) ^ _CHAR_SALT])
         order = np.argsort(hashes, kind="stable")
@@ -237,6 +283,8 @@ class NgramIndex:
 
     def lookup(self, texts: Sequence[str]) -> GramHits:
         """Row (index into `texts`) and feature id of every gram occurrence in the vocabulary, repeats kept."""
+        if len(texts) <= self.small_batch:
+            return self._lookup_small(texts)
         rows: list[I64] = []
         ids: list[I64] = []
         begin = 0
@@ -253,52 +301,81 @@ class NgramIndex:
             return GramHits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         return GramHits(np.concatenate(rows), np.concatenate(ids))
 
+    def _lookup_small(self, texts: Sequence[str]) -> GramHits:
+        """A few texts: word grams through the dictionary, character grams through the per-word cache."""
+        lowered = [t.lower() for t in texts]
+        get = self.word_index.get
+        found = [[j for g in word_grams(text, self.word_ngrams) if (j := get(g)) is not None] for text in lowered]
+        word_rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(ids) for ids in found])
+        word_ids = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=len(word_rows))
+        char_rows, char_ids = self._char_ids_by_word(lowered, self._char_ids_one_by_one)
+        return GramHits(np.concatenate([word_rows, char_rows]), np.concatenate([word_ids, char_ids]))
+
+    def _char_ids_one_by_one(self, words: Sequence[str]) -> list[I64]:
+        lo, hi = self.char_ngrams
+        get = self.char_index.get
+        return [
+            np.array([j for g in char_grams(word, lo, hi) if (j := get(g)) is not None], dtype=np.int64)
+            for word in words
+        ]
+
     def _lookup_chunk(self, texts: Sequence[str]) -> tuple[I64, I64]:
         lowered = [t.lower() for t in texts]
         codes = _encode(lowered)
         word_hashes, word_rows = self._word_grams(codes, len(texts))
         word_owner, word_ids = self._find(word_hashes, word_rows)
-        char_owner, char_ids = self._char_ids_by_word(lowered)
+        char_owner, char_ids = self._char_ids_by_word(lowered, self._char_ids_of)
         return np.concatenate([word_owner, char_owner]), np.concatenate([word_ids, char_ids])
 
-    def _char_ids_by_word(self, lowered: Sequence[str]) -> tuple[I64, I64]:
+    def _char_ids_by_word(
+        self, lowered: Sequence[str], compute: Callable[[Sequence[str]], list[I64]]
+    ) -> tuple[I64, I64]:
         """Character gram ids of every word, from a per-word cache: most words of a batch were seen before.
 
         Reading a cached array per word costs a fraction of hashing and finding its grams again; the words not
-        in the cache are done together, vectorized, and remembered (the cache is emptied when it is full).
+        in the cache are done together by `compute`. The cache has two generations: when the recent one is full it
+        becomes the older one, and a word found there moves back, so frequent words stay and one-off words (ids,
+        numbers) age out.
         """
-        cache = self._char_cache
+        recent, older = self._recent, self._older
         pieces: list[I64] = []
-        owners: list[int] = []
+        per_text: list[int] = []
         missing: dict[str, list[int]] = {}
-        for row, text in enumerate(lowered):
-            for word in text.split():
-                ids = cache.get(word)
+        for text in lowered:
+            words = text.split()
+            per_text.append(len(words))
+            for word in words:
+                ids = recent.get(word)
                 if ids is None:
-                    missing.setdefault(word, []).append(len(pieces))
-                    ids = _EMPTY
+                    ids = older.get(word)
+                    if ids is None:
+                        missing.setdefault(word, []).append(len(pieces))
+                        ids = _EMPTY
+                    else:
+                        recent[word] = ids
                 pieces.append(ids)
-                owners.append(row)
         if missing:
             words = list(missing)
-            for word, ids in zip(words, self._char_ids_of(words), strict=True):
+            for word, ids in zip(words, compute(words), strict=True):
+                recent[word] = ids
                 for slot in missing[word]:
                     pieces[slot] = ids
-            if len(cache) + len(words) > self.cache_words:
-                cache.clear()
-            cache.update(zip(words, (pieces[missing[w][0]] for w in words), strict=True))
+            if len(recent) > self.cache_words // 2:
+                self._older, self._recent = recent, {}
         if not pieces:
             return _EMPTY, _EMPTY
         sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-        return np.repeat(np.array(owners, dtype=np.int64), sizes), np.concatenate(pieces)
+        owners = np.repeat(np.arange(len(lowered), dtype=np.int64), per_text)
+        return np.repeat(owners, sizes), np.concatenate(pieces)
 
     def _char_ids_of(self, words: Sequence[str]) -> list[I64]:
         """The character gram ids of each word (its padded windows that are in the vocabulary), vectorized."""
         hashes, owner = self._char_grams(_encode(words))
         owner, ids = self._find(hashes ^ _CHAR_SALT, owner)
         order = np.argsort(owner, kind="stable")
-        bounds = np.searchsorted(owner[order], np.arange(1, len(words), dtype=np.int64))
-        return np.split(ids[order], bounds)
+        ids = ids[order]
+        bounds = np.searchsorted(owner[order], np.arange(len(words) + 1, dtype=np.int64)).tolist()
+        return [ids[a:b] for a, b in itertools.pairwise(bounds)]
 
     def _find(self, grams: U64, owners: I64) -> tuple[I64, I64]:
         """Owners and feature ids of the grams that are in the vocabulary (a bucket is tried slot by slot)."""

@@ -11,8 +11,6 @@ sublinear term frequency, smoothed idf and its own L2 normalization (so neither 
 
 from __future__ import annotations
 
-import functools
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from labelwise.engines._ngram_index import NgramIndex
+from labelwise.engines._ngram_index import NgramIndex, char_grams, word_grams
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -34,11 +32,6 @@ class CsrParts(NamedTuple):
     values: NDArray[np.floating[Any]]
     indices: IntArray
     indptr: IntArray
-
-
-_TOKEN = re.compile(r"\w+")
-# Sentence boundary markers cannot collide with tokens: `\w+` never matches "<" or ">".
-_BOS, _EOS = "<s>", "</s>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,38 +63,6 @@ class TfidfConfig:
             char_min_df=int(data["char_min_df"]),
             max_features=int(data["max_features"]),
         )
-
-
-def word_grams(lowered: str, max_n: int) -> list[str]:
-    """Word unigrams plus 2..max_n-grams over the tokens padded with sentence boundary markers.
-
-    The markers turn "what is" at the start of a question into its own feature, which matters for short texts
-    such as questions and intents where the first words carry the class.
-    """
-    tokens = _TOKEN.findall(lowered)
-    grams = list(tokens)
-    if max_n >= 2:
-        padded = [_BOS, *tokens, _EOS]
-        for n in range(2, max_n + 1):
-            grams.extend(" ".join(padded[i : i + n]) for i in range(len(padded) - n + 1))
-    return grams
-
-
-def char_grams(lowered: str, lo: int, hi: int) -> list[str]:
-    """Character lo..hi-grams of each whitespace-separated word padded with one space on each side.
-
-    A word shorter than n contributes itself once (as scikit-learn's `char_wb` does), not n copies.
-    """
-    grams: list[str] = []
-    for word in lowered.split():
-        padded = f" {word} "
-        size = len(padded)
-        for n in range(lo, hi + 1):
-            if size <= n:
-                grams.append(padded)
-                break
-            grams.extend([padded[i : i + n] for i in range(size - n + 1)])
-    return grams
 
 
 class TfidfFeaturizer:
@@ -148,15 +109,15 @@ class TfidfFeaturizer:
         idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
         return cls(config, words, chars, idf)
 
-    @functools.cached_property
+    @property
     def word_index(self) -> dict[str, int]:
-        """Word gram -> feature id (built on first use: serving does not need it, explanations do)."""
-        return {gram: i for i, gram in enumerate(self.word_vocab)}
+        """Word gram -> feature id."""
+        return self._index.word_index
 
-    @functools.cached_property
+    @property
     def char_index(self) -> dict[str, int]:
-        """Character gram -> position in the character block (its feature id is that plus `len(word_vocab)`)."""
-        return {gram: i for i, gram in enumerate(self.char_vocab)}
+        """Character gram -> feature id (after the word block)."""
+        return self._index.char_index
 
     def ids(self, text: str) -> list[int]:
         """Feature ids of every n-gram occurrence in `text` that is in the vocabulary (repeats kept).
@@ -168,7 +129,7 @@ class TfidfFeaturizer:
         lowered = text.lower()
         found = [word_index[g] for g in word_grams(lowered, self.config.word_ngrams) if g in word_index]
         lo, hi = self.config.char_ngrams
-        found.extend(char_index[g] + self._n_word for g in char_grams(lowered, lo, hi) if g in char_index)
+        found.extend(char_index[g] for g in char_grams(lowered, lo, hi) if g in char_index)
         return found
 
     def rows(self, texts: Sequence[str], dtype: type[np.floating[Any]] = np.float64) -> CsrParts:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labelwise.engines._tfidf import char_grams, word_grams
+from labelwise.engines._ngram_index import char_grams, word_grams
 from labelwise.engines.base import Engine
 from labelwise.engines.linear import LinearEngine
 
@@ -81,13 +81,12 @@ def _linear(engine: LinearEngine, text: str, columns: list[int]) -> list[dict[st
                 occurrences[j].append(term)
     lo, hi = featurizer.config.char_ngrams
     char_index = featurizer.char_index
-    offset = len(featurizer.word_vocab)
     for word in lowered.split():
         term = _unit(word)
         for gram in char_grams(word, lo, hi):
             j = char_index.get(gram)
             if j is not None:
-                occurrences[j + offset].append(term)
+                occurrences[j].append(term)
     out: list[dict[str, float]] = [defaultdict(float) for _ in columns]
     for j, terms in occurrences.items():
         share = value.get(j, 0.0) / len(terms)

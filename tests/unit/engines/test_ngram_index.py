@@ -38,6 +38,11 @@ def hits_of(index: NgramIndex, texts: list[str]) -> Counter[tuple[int, int]]:
     return Counter(zip(found.rows.tolist(), found.ids.tolist(), strict=True))
 
 
+def both_paths(featurizer: TfidfFeaturizer, texts: list[str]) -> list[Counter[tuple[int, int]]]:
+    """What the vectorized path and the small-batch (dictionary) path find for the same texts."""
+    return [hits_of(index_of(featurizer, small_batch=size), texts) for size in (0, len(texts))]
+
+
 def index_of(featurizer: TfidfFeaturizer, **options: int) -> NgramIndex:
     config = featurizer.config
     return NgramIndex(
@@ -63,7 +68,7 @@ def test_awkward_text_gives_the_same_grams_as_the_definition(config: TfidfConfig
     texts = [*AWKWARD, "unseen words only", "the cat sat on the mat", "A B C"]
     expected = hits_by_reference(featurizer, texts)
     assert sum(expected.values()) > 100
-    assert hits_of(featurizer._index, texts) == expected
+    assert both_paths(featurizer, texts) == [expected, expected]
 
 
 @pytest.mark.parametrize("dataset", ["banking77", "sst2", "emotion", "sms_spam", "goemotions", "trec", "clinc150"])
@@ -72,17 +77,23 @@ def test_real_datasets_give_the_same_grams_as_the_definition(shared_data: Path, 
     texts = [json.loads(line)["text"] for line in lines if line.strip()][:2500]
     featurizer = TfidfFeaturizer.fit(texts[:1500], TfidfConfig())
     unseen = texts[1500:]
-    assert hits_of(featurizer._index, unseen) == hits_by_reference(featurizer, unseen)
+    expected = hits_by_reference(featurizer, unseen)
+    assert both_paths(featurizer, unseen) == [expected, expected]
 
 
 def test_small_chunks_and_a_tiny_word_cache_change_nothing() -> None:
     featurizer = TfidfFeaturizer.fit([*AWKWARD, "the cat sat on the mat"], TfidfConfig(char_min_df=1))
     texts = [*AWKWARD, "the cat sat on the mat"] * 3
     expected = hits_by_reference(featurizer, texts)
-    index = index_of(featurizer, chunk_chars=16, cache_words=3)
+    index = index_of(featurizer, chunk_chars=16, cache_words=3, small_batch=0)
     assert hits_of(index, texts) == expected
     assert hits_of(index, texts) == expected  # again, now partly from the cache
-    assert len(index._char_cache) <= 3 + len(set(" ".join(texts).lower().split()))
+    one_by_one = index_of(featurizer, cache_words=3)
+    for row, text in enumerate(texts):
+        found = Counter({(row, j): n for (_, j), n in hits_of(one_by_one, [text]).items()})
+        assert found == Counter({key: n for key, n in expected.items() if key[0] == row}), text
+    distinct = len(set(" ".join(texts).lower().split()))
+    assert len(index._recent) + len(index._older) <= 2 * distinct
 
 
 def test_rows_are_the_tfidf_of_the_reference_ids() -> None:
