@@ -58,6 +58,10 @@ class Settings(BaseSettings):
 
     # Monitoring (see monitoring/): metrics, the prediction log, drift, rollout
     metrics_public: bool = Field(default=False, description="serve /metrics without a key (else: admin scope)")
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry spans and metrics, for a process that configures an SDK",
+    )
     prediction_log_sample: float = Field(default=1.0, ge=0.0, le=1.0, description="share of texts logged")
     prediction_log_max_per_second: int = Field(
         default=100,

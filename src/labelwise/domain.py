@@ -13,13 +13,15 @@ class TaskType(StrEnum):
     MULTI_LABEL = "multi_label"
 
 
-@dataclass(frozen=True, slots=True)
+# LabelScore and Prediction are built for every text of every request, so they are not frozen: a frozen
+# dataclass's __init__ costs about 2.5x a plain one's (0.63 against 0.25 us). Nothing mutates them.
+@dataclass(slots=True)
 class LabelScore:
     label: str
     score: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prediction:
     """Scores for every label, ranked best first, and the model's own decision."""
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labelwise.domain import ModelVersion, Prediction
@@ -13,7 +12,7 @@ from labelwise.engines.base import predictions_of
 from labelwise.engines.explain import Explanation, explain
 from labelwise.errors import InputTooLong, InvalidRequest, ModelNotFound
 from labelwise.inference.batcher import Timing
-from labelwise.inference.manager import ModelManager
+from labelwise.inference.manager import LoadedModel, ModelManager
 from labelwise.services.credits import Billing, Charge, Payer
 
 
@@ -73,11 +72,11 @@ class ClassifyService:
         """
         self.check_texts(texts, single=single)
         loaded = await self.manager.get(self._canary(self.model_ref(model), request_id))
-        async with self._billed(payer, loaded.record.engine, texts) as charge:
-            proba, timing = await loaded.predict_proba(texts)
-            engine = loaded.engine
-            decided = engine.decide(proba)
-            predictions = predictions_of(engine.classes_, proba, decided, top_k=top_k, threshold=threshold)
+        if payer is None or self.billing is None:
+            predictions, timing = await _predict(loaded, texts, top_k, threshold)
+            return Classification(predictions, loaded.record, timing)
+        async with self.billing.billed(payer, loaded.record.engine, texts) as charge:
+            predictions, timing = await _predict(loaded, texts, top_k, threshold)
         return Classification(predictions, loaded.record, timing, charge)
 
     async def explain(
@@ -98,14 +97,6 @@ class ClassifyService:
     def cost(self, engine: str, texts: int) -> int:
         """Credits that `texts` texts cost on `engine` (0 when billing is off)."""
         return self.billing.cost(engine, texts) if self.billing is not None else 0
-
-    @asynccontextmanager
-    async def _billed(self, payer: Payer | None, engine: str, texts: Sequence[str]) -> AsyncIterator[Charge | None]:
-        if payer is None or self.billing is None:
-            yield None
-            return
-        async with self.billing.billed(payer, engine, texts) as charge:
-            yield charge
 
     def check_texts(self, texts: Sequence[str], *, single: bool = False) -> None:
         """`InvalidRequest` naming the field for an empty or oversized batch, or an empty or too long text."""
@@ -140,3 +131,12 @@ class ClassifyService:
         raise InvalidRequest(
             f"model: {len(names)} models exist and no default is configured; name one of {shown}", param="model"
         )
+
+
+async def _predict(
+    loaded: LoadedModel, texts: Sequence[str], top_k: int | None, threshold: float
+) -> tuple[list[Prediction], Timing]:
+    proba, timing = await loaded.predict_proba(texts)
+    engine = loaded.engine
+    decided = engine.decide(proba)
+    return predictions_of(engine.classes_, proba, decided, top_k=top_k, threshold=threshold), timing

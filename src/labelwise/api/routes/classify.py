@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.background import BackgroundTask
 
-from labelwise.api.deps import ClassifyServiceDep, PayerDep, RequestIdDep, ZeroShotDep
-from labelwise.api.routes.monitoring import MonitoringDep
+from labelwise.api.deps import get_payer
 from labelwise.api.schemas.classify import (
     BatchRequest,
     BatchResponse,
@@ -25,23 +26,34 @@ from labelwise.services.classify import Classification, ClassifyService
 from labelwise.services.credits import Payer
 from labelwise.services.zeroshot import ZeroShotService
 
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What the classify routes need, as one dependency: FastAPI's cost grows with every dependency it solves."""
+
+    service: ClassifyService
+    zeroshot: ZeroShotService
+    monitoring: Monitoring
+    payer: Payer | None
+    request_id: str
+
+
+async def _context(request: Request) -> _Context:
+    state = request.app.state
+    return _Context(
+        state.services.classify, state.zeroshot, state.monitoring, await get_payer(request), request.state.request_id
+    )
+
+
+ContextDep = Annotated[_Context, Depends(_context)]
+
 router = APIRouter(
     prefix="/v1", tags=["classify"], responses=error_responses(400, 401, 402, 403, 404, 413, 429, 500, 503)
 )
 
 
 @router.post("/classify", response_model=ClassifyResponse)
-async def classify(
-    body: ClassifyRequest,
-    request: Request,
-    response: Response,
-    service: ClassifyServiceDep,
-    request_id: RequestIdDep,
-    payer: PayerDep,
-    monitoring: MonitoringDep,
-    background: BackgroundTasks,
-    zeroshot: ZeroShotDep,
-) -> Response:
+async def classify(body: ClassifyRequest, request: Request, ctx: ContextDep) -> Response:
     """Classify one text with a model (`name`, `name@alias` or `name:version`; default: the default model).
 
     Returns the `top_k` best labels at or over `threshold`, best first, and `predicted`, the model's own decision.
@@ -62,13 +74,11 @@ async def classify(
     words left out in turn), so tens of times the cost of the classification itself.
     """
     body.refuse_unavailable()
-    result = await _classify(body, [body.text], service, zeroshot, payer, request_id, single=True)
-    _annotate(request, response, result)
-    _monitor(request, monitoring, background, [body.text], result)
+    result = await _classify(body, [body.text], ctx, single=True)
     prediction = result.predictions[0]
     explanations = None
     if body.explain:
-        found = await service.explain(body.text, result, [s.label for s in prediction.labels])
+        found = await ctx.service.explain(body.text, result, [s.label for s in prediction.labels])
         explanations = [
             Explanation(
                 label=e.label, method=e.method, terms=[ExplanationTerm(term=t.term, weight=t.weight) for t in e.terms]
@@ -82,70 +92,55 @@ async def classify(
         "model": result.model.name,
         "model_version": result.model.version,
         "latency_ms": round((time.perf_counter() - request.state.started) * 1000.0, 3),
-        "request_id": request_id,
+        "request_id": ctx.request_id,
         "explanations": explanations,
     }
-    return _json(payload, response)
+    return _respond(request, ctx, payload, [body.text], result)
 
 
 @router.post("/batch", response_model=BatchResponse)
-async def batch(
-    body: BatchRequest,
-    request: Request,
-    response: Response,
-    service: ClassifyServiceDep,
-    request_id: RequestIdDep,
-    payer: PayerDep,
-    monitoring: MonitoringDep,
-    background: BackgroundTasks,
-    zeroshot: ZeroShotDep,
-) -> Response:
+async def batch(body: BatchRequest, request: Request, ctx: ContextDep) -> Response:
     """Classify up to `max_batch_texts` texts (512 by default) in one call; results keep the input order.
 
     Each result equals what `/v1/classify` returns for that text alone. An item at fault is named by its index,
     e.g. `texts[3]`.
     """
     body.refuse_unavailable()
-    result = await _classify(body, body.texts, service, zeroshot, payer, request_id)
-    _annotate(request, response, result)
-    _monitor(request, monitoring, background, body.texts, result)
+    result = await _classify(body, body.texts, ctx)
     payload = {
         "results": [
             {"index": i, "labels": p.labels, "predicted": p.predicted} for i, p in enumerate(result.predictions)
         ],
         "model": result.model.name,
         "model_version": result.model.version,
-        "request_id": request_id,
+        "request_id": ctx.request_id,
     }
-    return _json(payload, response)
+    return _respond(request, ctx, payload, body.texts, result)
 
 
-def _json(payload: dict[str, Any], response: Response) -> Response:
-    """`payload` (shaped as the route's `response_model`) as JSON, with the headers set on `response`.
+def _respond(
+    request: Request, ctx: _Context, payload: dict[str, Any], texts: list[str], result: Classification
+) -> Response:
+    """`payload` (shaped as the route's `response_model`) as JSON, with the timing and credit headers.
 
+    Metrics and the prediction log are recorded now (no I/O); shadow scoring runs after the response is sent.
     The hot routes build plain dicts of the domain objects (orjson writes dataclasses as objects) instead of
     response models that FastAPI would validate again and encode with the standard library: for a batch of 64
     that was about a fifth of the request's time. tests/api checks every field against the documented models.
     """
-    out = Response(orjson.dumps(payload), media_type="application/json")
-    out.raw_headers.extend(response.raw_headers)
-    return out
+    ctx.monitoring.observe(ctx.request_id, getattr(request.state, "key_prefix", None), texts, result)
+    shadow = None
+    if ctx.monitoring.wants_shadow(result):
+        shadow = BackgroundTask(ctx.monitoring.score_shadow, texts, result)
+    headers = _annotate(request, result)
+    return Response(orjson.dumps(payload), media_type="application/json", headers=headers, background=shadow)
 
 
-async def _classify(
-    body: ClassifyOptions,
-    texts: list[str],
-    service: ClassifyService,
-    zeroshot: ZeroShotService,
-    payer: Payer | None,
-    request_id: str,
-    *,
-    single: bool = False,
-) -> Classification:
+async def _classify(body: ClassifyOptions, texts: list[str], ctx: _Context, *, single: bool = False) -> Classification:
     """With `labels` or `categories`: zero-shot against them; otherwise the named (or default) trained model."""
     labels = body.zero_shot_labels()
     if labels is not None:
-        return await zeroshot.classify(
+        return await ctx.zeroshot.classify(
             texts,
             labels,
             param=body.zero_shot_param,
@@ -153,41 +148,32 @@ async def _classify(
             top_k=body.top_k,
             threshold=body.threshold,
             single=single,
-            payer=payer,
+            payer=ctx.payer,
         )
-    return await service.classify(
+    return await ctx.service.classify(
         texts,
         model=body.model,
         top_k=body.top_k,
         threshold=body.threshold,
         single=single,
-        payer=payer,
-        request_id=request_id,
+        payer=ctx.payer,
+        request_id=ctx.request_id,
     )
 
 
-def _monitor(
-    request: Request, monitoring: Monitoring, background: BackgroundTasks, texts: list[str], result: Classification
-) -> None:
-    """Metrics and the prediction log now (no I/O); shadow scoring after the response is sent."""
-    monitoring.observe(request.state.request_id, getattr(request.state, "key_prefix", None), texts, result)
-    if monitoring.wants_shadow(result):
-        background.add_task(monitoring.score_shadow, texts, result)
-
-
-def _annotate(request: Request, response: Response, result: Classification) -> None:
+def _annotate(request: Request, result: Classification) -> dict[str, str]:
     """Timing and credit headers for the client, and the access log's fields (never the text)."""
     queue_ms = round(result.timing.queue_ms, 3)
     inference_ms = round(result.timing.inference_ms, 3)
-    response.headers["x-queue-time"] = str(queue_ms)
-    response.headers["x-inference-time"] = str(inference_ms)
+    headers = {"x-queue-time": str(queue_ms), "x-inference-time": str(inference_ms)}
     if result.charge is not None:
-        response.headers["x-credits-cost"] = str(result.charge.cost)
+        headers["x-credits-cost"] = str(result.charge.cost)
         if result.charge.remaining is not None:
-            response.headers["x-credits-remaining"] = str(result.charge.remaining)
+            headers["x-credits-remaining"] = str(result.charge.remaining)
     state = request.state
     state.model = result.model.name
     state.version = result.model.version
     state.texts = len(result.predictions)
     state.queue_ms = queue_ms
     state.inference_ms = inference_ms
+    return headers
