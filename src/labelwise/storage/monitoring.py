@@ -12,7 +12,6 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from labelwise.storage.db import Database
 from labelwise.storage.tables import FeedbackRow, PredictionLogRow
 
-
 _PREDICTION_LOG: Table = PredictionLogRow.__table__  # type: ignore[assignment]  # a declarative class's table
 
 
