@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from labelwise.engines._ngram_index import NgramIndex, char_grams, word_grams
+from labelwise.engines._ngram_index import HashedVocabulary, NgramIndex, char_grams, word_grams
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -68,7 +68,14 @@ class TfidfConfig:
 class TfidfFeaturizer:
     """Learned vocabularies and idf weights; turns texts into L2-normalized TF-IDF rows."""
 
-    def __init__(self, config: TfidfConfig, word_vocab: list[str], char_vocab: list[str], idf: FloatArray) -> None:
+    def __init__(
+        self,
+        config: TfidfConfig,
+        word_vocab: list[str],
+        char_vocab: list[str],
+        idf: FloatArray,
+        hashed: HashedVocabulary | None = None,
+    ) -> None:
         if len(idf) != len(word_vocab) + len(char_vocab):
             raise ValueError("idf length differs from the vocabulary size")
         self.config = config
@@ -76,7 +83,14 @@ class TfidfFeaturizer:
         self.char_vocab = char_vocab
         self.idf = idf
         self._n_word = len(word_vocab)
-        self._index = NgramIndex(word_vocab, char_vocab, word_ngrams=config.word_ngrams, char_ngrams=config.char_ngrams)
+        self._index = NgramIndex(
+            word_vocab, char_vocab, word_ngrams=config.word_ngrams, char_ngrams=config.char_ngrams, hashed=hashed
+        )
+
+    @property
+    def hashed(self) -> HashedVocabulary:
+        """The vocabulary's gram hashes, to save with the model and hand back to `from_json`."""
+        return self._index.hashed
 
     @property
     def n_features(self) -> int:
@@ -161,13 +175,15 @@ class TfidfFeaturizer:
         return {"config": self.config.to_dict(), "word": self.word_vocab, "char": self.char_vocab}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], idf: FloatArray) -> TfidfFeaturizer:
-        """Rebuild from `vocabulary_json()` output and the saved idf array."""
+    def from_json(
+        cls, data: dict[str, Any], idf: FloatArray, hashed: HashedVocabulary | None = None
+    ) -> TfidfFeaturizer:
+        """Rebuild from `vocabulary_json()` output and the saved idf array (and hashes, if saved: faster)."""
         words = data["word"]
         chars = data["char"]
         if not isinstance(words, list) or not isinstance(chars, list):
             raise ValueError("vocabulary lists are missing")
-        return cls(TfidfConfig.from_dict(data["config"]), words, chars, np.asarray(idf, dtype=np.float64))
+        return cls(TfidfConfig.from_dict(data["config"]), words, chars, np.asarray(idf, dtype=np.float64), hashed)
 
 
 def _select(df: Counter[str], min_df: int) -> list[str]:

@@ -28,6 +28,7 @@ from scipy import sparse
 
 from labelwise.domain import LabeledTexts, TaskType
 from labelwise.engines._linear_fit import average_precision_macro, train_linear
+from labelwise.engines._ngram_index import HASH_RECIPE, HashedVocabulary
 from labelwise.engines._tfidf import TfidfConfig, TfidfFeaturizer
 from labelwise.engines.base import Engine, FloatArray, ProgressCallback
 from labelwise.errors import DataError, ModelLoadError
@@ -238,7 +239,8 @@ class LinearEngine(Engine):
     # Persistence ------------------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        """Write `model.json`, `vocabulary.json` and the arrays `idf.npy`, `coef.npy`, `intercept.npy`."""
+        """Write `model.json`, `vocabulary.json` and the arrays `idf.npy`, `coef.npy`, `intercept.npy`, and the
+        vocabulary's gram hashes `gram_hashes.npy`, `gram_ids.npy` (derived data, saved to make loading fast)."""
         self.check_fitted()
         model = self._model
         meta = {
@@ -250,12 +252,16 @@ class LinearEngine(Engine):
             "calibration": model.calibrator.to_dict(),
             "hyperparameters": self._hyperparameters(),
             "fit_info": self.fit_info_,
+            "gram_hash": model.featurizer.hashed.recipe,
         }
         (directory / "model.json").write_text(json.dumps(meta), encoding="utf-8")
         # ensure_ascii keeps n-grams that hold lone surrogates (possible in any Python str) writable as UTF-8.
         vocabulary = model.featurizer.vocabulary_json()
         (directory / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=True), encoding="ascii")
         np.save(directory / "idf.npy", model.featurizer.idf, allow_pickle=False)
+        hashed = model.featurizer.hashed
+        np.save(directory / "gram_hashes.npy", hashed.hashes, allow_pickle=False)
+        np.save(directory / "gram_ids.npy", hashed.ids, allow_pickle=False)
         np.save(directory / "coef.npy", model.coef, allow_pickle=False)
         np.save(directory / "intercept.npy", model.intercept, allow_pickle=False)
 
@@ -269,7 +275,7 @@ class LinearEngine(Engine):
             engine = cls(**_hyperparameters_from_json(meta["hyperparameters"]))
             vocabulary = json.loads((directory / "vocabulary.json").read_text(encoding="ascii"))
             idf = np.load(directory / "idf.npy", allow_pickle=False)
-            featurizer = TfidfFeaturizer.from_json(vocabulary, idf)
+            featurizer = TfidfFeaturizer.from_json(vocabulary, idf, _saved_hashes(directory, meta, len(idf)))
             coef = np.load(directory / "coef.npy", allow_pickle=False)
             intercept = np.load(directory / "intercept.npy", allow_pickle=False)
             classes = [str(label) for label in meta["classes"]]
@@ -309,6 +315,21 @@ class LinearEngine(Engine):
 
 
 # Helpers ------------------------------------------------------------------------------------------------
+
+
+def _saved_hashes(directory: Path, meta: dict[str, Any], n_features: int) -> HashedVocabulary | None:
+    """The saved gram hashes when they match this version of the hash functions (older models have none)."""
+    recipe = meta.get("gram_hash")
+    if recipe != HASH_RECIPE or not (directory / "gram_hashes.npy").is_file():
+        return None
+    hashes = np.load(directory / "gram_hashes.npy", allow_pickle=False)
+    ids = np.load(directory / "gram_ids.npy", allow_pickle=False)
+    if hashes.dtype != np.uint64 or ids.dtype != np.int64 or hashes.shape != (n_features,) or ids.shape != hashes.shape:
+        raise ValueError("gram_hashes.npy or gram_ids.npy does not match the vocabulary")
+    permutation = n_features == 0 or (ids.min() >= 0 and ids.max() < n_features and np.bincount(ids).min() == 1)
+    if not permutation or np.any(hashes[1:] < hashes[:-1]):
+        raise ValueError("gram_hashes.npy is not sorted or gram_ids.npy is not a permutation of the features")
+    return HashedVocabulary(hashes, ids, recipe)
 
 
 def _silent(step: str, fraction: float) -> None:

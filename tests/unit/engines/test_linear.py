@@ -168,7 +168,7 @@ def test_concurrent_predictions_match_sequential(engine: LinearEngine) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("damage", ["missing", "corrupt_json", "wrong_shape", "other_engine"])
+@pytest.mark.parametrize("damage", ["missing", "corrupt_json", "wrong_shape", "other_engine", "shuffled_hashes"])
 def test_damaged_artifacts_raise_model_load_error(engine: LinearEngine, tmp_path: Path, damage: str) -> None:
     engine.save(tmp_path)
     if damage == "missing":
@@ -177,11 +177,31 @@ def test_damaged_artifacts_raise_model_load_error(engine: LinearEngine, tmp_path
         (tmp_path / "vocabulary.json").write_text("{not json", encoding="ascii")
     elif damage == "wrong_shape":
         np.save(tmp_path / "intercept.npy", np.zeros(5))
+    elif damage == "shuffled_hashes":
+        hashes = np.load(tmp_path / "gram_hashes.npy")
+        np.save(tmp_path / "gram_hashes.npy", hashes[::-1].copy())
     else:
         meta = json.loads((tmp_path / "model.json").read_text())
         (tmp_path / "model.json").write_text(json.dumps({**meta, "engine": "keyword"}))
     with pytest.raises(ModelLoadError):
         LinearEngine.load(tmp_path)
+
+
+def test_saved_gram_hashes_are_used_and_optional(engine: LinearEngine, tmp_path: Path) -> None:
+    texts = _data(40, 5).texts
+    engine.save(tmp_path)
+    expected = engine.predict_proba(texts)
+    loaded = LinearEngine.load(tmp_path)
+    saved = np.load(tmp_path / "gram_hashes.npy")
+    np.testing.assert_array_equal(loaded.feature_weights()[0].hashed.hashes, saved)
+    np.testing.assert_array_equal(loaded.predict_proba(texts), expected)
+    # A model saved before the hashes were (or with other hash functions) recomputes them on load.
+    meta = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "gram_hash": "an-older-recipe"}))
+    (tmp_path / "gram_hashes.npy").unlink()
+    recomputed = LinearEngine.load(tmp_path)
+    np.testing.assert_array_equal(recomputed.feature_weights()[0].hashed.hashes, saved)
+    np.testing.assert_array_equal(recomputed.predict_proba(texts), expected)
 
 
 def test_lone_surrogates_survive_save_and_load(tmp_path: Path) -> None:
