@@ -113,6 +113,7 @@ class ModelManager:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
             self._poller = None
+        gc.unfreeze()  # frozen while serving (see `_run`); a process that goes on (tests, the CLI) collects all
 
     async def _run(self) -> None:
         while True:
