@@ -15,6 +15,7 @@ import os
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Sequence
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -99,9 +100,31 @@ def observe_classification(
         CACHE_HITS.inc(cached)
     for label, count in Tally(label for p in predictions for label in p.predicted).items():
         PREDICTIONS.labels(model, label).inc(count)
-    confidence = CONFIDENCE.labels(model)
-    for prediction in predictions:
-        confidence.observe(prediction.labels[0].score if prediction.labels else 0.0)
+    confidences = [p.labels[0].score if p.labels else 0.0 for p in predictions]
+    observe_many(CONFIDENCE.labels(model), confidences)
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """`histogram.observe(a)` for every amount, with one increment per bucket instead of one per amount.
+
+    prometheus-client has no bulk observe, and in multi-worker mode each increment takes a lock and writes a
+    memory-mapped file: per text of a 64-text batch that was about 2 us. This reads the child's `_upper_bounds`,
+    `_buckets` and `_sum` (prometheus-client 0.26); if they are not there it falls back to `observe`, and a
+    test holds the result equal to observing one by one.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(amounts) < 4:
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    # Each amount counts in the first bucket whose upper bound is at or above it (`le`), as `observe` does.
+    counts = np.bincount(np.searchsorted(bounds, amounts, side="left"), minlength=len(bounds))
+    for bucket, count in zip(buckets, counts.tolist(), strict=False):
+        if count:
+            bucket.inc(count)
+    total.inc(float(sum(amounts)))
 
 
 def set_job_progress(job: str, kind: str, fraction: float) -> None:
