@@ -62,3 +62,26 @@ def test_unreachable_database_is_a_clear_error() -> None:
         db.migrate()
     assert "secret-pw" not in str(info.value)
     assert "unreachable" in str(info.value)
+
+
+def test_heads_constant_matches_the_migration_scripts(database_url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from labelwise.storage.db import HEADS
+
+    assert set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads()) == HEADS
+    db = Database(database_url)
+    try:
+        assert not db.at_heads()  # empty database
+        db.migrate()
+        assert db.at_heads()
+        with db.engine.begin() as conn:  # one branch behind: migrate must not skip
+            config = alembic_config(database_url)
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0003_jobs@-1")
+        assert not db.at_heads()
+        db.migrate()
+        assert db.at_heads()
+        assert set(Base.metadata.tables) <= set(inspect(db.engine).get_table_names())
+    finally:
+        db.dispose()
