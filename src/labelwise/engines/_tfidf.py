@@ -152,12 +152,20 @@ class TfidfFeaturizer:
         The n-grams of the whole batch are found at once (`_ngram_index`, the same ids as `ids`, vectorized);
         counting, weighting and normalizing run once over the batch too. Within a row, columns are sorted.
         """
-        n_rows, n_cols = len(texts), self.n_features
+        n_rows = len(texts)
         hits = self._index.lookup(texts)
-        # One sort counts repeats per (row, feature) and leaves the entries in CSR order.
-        keys, counts = np.unique(hits.rows * n_cols + hits.ids, return_counts=True)
-        row_of, column = np.divmod(keys, n_cols)
-        values = (1.0 + np.log(counts)) * self.idf[column]
+        # One sort of (row, feature) keys counts repeats and leaves the entries in CSR order.
+        keys = np.sort((hits.rows << 32) | hits.ids)
+        first = np.empty(len(keys), dtype=np.bool_)
+        first[:1] = True
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        keys = keys[starts]
+        counts = np.diff(starts, append=len(first))
+        row_of, column = keys >> 32, keys & 0xFFFFFFFF
+        values = self.idf[column]
+        repeated = np.flatnonzero(counts > 1)  # most grams occur once in a text: 1 + log(1) is 1
+        values[repeated] *= 1.0 + np.log(counts[repeated])
         # Each block (words, characters) of each row gets its own L2 norm.
         block = 2 * row_of + (column >= self._n_word)
         norms = np.sqrt(np.bincount(block, weights=values * values, minlength=2 * n_rows))
