@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from labelwise.encoder.quantize import RECIPE, fold_to_fp32, rowwise_int8
+from labelwise.encoder.quantize import RECIPE, fold_to_fp32, int8_rowwise
 from labelwise.errors import ConfigError, ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def _derive(source: Path, directory: Path) -> str:
         folded = Path(work) / "fp32.onnx"
         quantized = Path(work) / _MODEL_NAME
         fold_to_fp32(source, folded)
-        rowwise_int8(folded, quantized)
+        int8_rowwise(folded, quantized)
         digest = sha256_of(quantized)
         os.replace(quantized, directory / _MODEL_NAME)
     return digest

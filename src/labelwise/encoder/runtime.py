@@ -3,7 +3,14 @@
 Three steps, kept apart so they can overlap: pre-process (tokenize, cut long texts into windows, pad), infer
 (one ONNX Runtime call per batch), post-process (mean pooling over the attention mask, L2 normalization, and
 combining the windows of a long text). Texts are ordered by length before batching so a batch pads little;
-while ONNX Runtime runs batch n (it releases the GIL), a worker thread tokenizes batch n+1.
+while ONNX Runtime runs group n (it releases the GIL), a worker thread tokenizes group n+1.
+
+Parallelism: a group of texts is cut into small calls (about `max_call_tokens` padded tokens each) that run on
+`threads` worker threads, each call single-threaded, rather than one large call on an intra-op thread pool.
+Small calls keep activations in the CPU caches and need no synchronization inside an operator: measured on a
+2-core machine with 64 SST-2 sentences, 2 workers x 4-sentence calls ran 2.5-3.5x faster than one 64-sentence
+call on 2 intra-op threads. Every row is computed independently (see quantize.py), so how texts are cut into
+calls never changes a vector.
 
 Window length: 256 tokens by default. MiniLM was trained on 128-token inputs but has 512 position embeddings,
 and sentence-transformers serves this model with `max_seq_length = 256`: at 256 our vectors match the
@@ -47,9 +54,10 @@ class Encoder:
 
     `cache_dir` holds the derived int8 model (built on first use). `max_tokens` is the window length (at most
     512), `window_overlap` the tokens shared by consecutive windows of a long text (default max_tokens // 8),
-    `threads` ONNX Runtime's intra-op threads (default: the cores this process may use), `max_batch_mb` the
-    estimated transient memory of one inference call (see windows.batch_bytes; one window always runs).
-    Thread-safe: `encode` may be called from several threads at once.
+    `threads` the inference worker threads, each running single-threaded ONNX Runtime calls (default: the
+    cores this process may use), `max_call_tokens` the padded tokens of one call (rows x length; a longer
+    window runs alone), `max_batch_mb` the estimated transient memory of one call (see windows.batch_bytes).
+    Thread-safe: `encode` may be called from several threads at once; all calls share the workers.
     """
 
     model_id = MODEL_ID
@@ -62,6 +70,7 @@ class Encoder:
         max_tokens: int = 256,
         threads: int | None = None,
         window_overlap: int | None = None,
+        max_call_tokens: int = 192,
         max_batch_mb: int = 150,
     ) -> None:
         if not 8 <= max_tokens <= MAX_POSITIONS:
@@ -72,13 +81,15 @@ class Encoder:
             raise ConfigError(f"window_overlap: {window_overlap}, must be between 0 and {max_tokens // 2 - 1}")
         self.max_tokens = max_tokens
         self.window_overlap = window_overlap
+        self.max_call_tokens = max_call_tokens
         self.max_batch_bytes = max_batch_mb * 1_000_000
         self.threads = threads or len(os.sched_getaffinity(0))
         self.files: EncoderFiles = prepare(Path(cache_dir))
         self._tokenizer = _load_tokenizer(self.files.tokenizer)
-        self._session = _load_session(self.files.model, self.threads)
+        self._session = _load_session(self.files.model)
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._preprocessor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder-tokenize")
+        self._workers = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="encoder-infer")
 
     @property
     def sha256(self) -> str:
@@ -87,6 +98,7 @@ class Encoder:
 
     def close(self) -> None:
         self._preprocessor.shutdown(wait=True)
+        self._workers.shutdown(wait=True)
 
     # The three steps ----------------------------------------------------------------------------------------
 
@@ -95,14 +107,20 @@ class Encoder:
         return [list(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
 
     def preprocess(self, texts: Sequence[str], first: int, long_text: LongText, batch_size: int) -> list[WindowBatch]:
-        """Windows of `texts` (numbered from `first`), grouped into padded batches within the token budget."""
+        """Windows of `texts` (numbered from `first`), grouped into padded batches within the call budgets."""
         windows: list[list[int]] = []
         owners: list[int] = []
         for offset, ids in enumerate(self.tokenize(texts)):
             for window in split_windows(ids, self.max_tokens, self.window_overlap, truncate=long_text == "truncate"):
                 windows.append(window)
                 owners.append(first + offset)
-        return chunk_windows(windows, owners, max_rows=max(batch_size, 1), max_bytes=self.max_batch_bytes)
+        return chunk_windows(
+            windows,
+            owners,
+            max_rows=max(batch_size, 1),
+            max_bytes=self.max_batch_bytes,
+            max_tokens=self.max_call_tokens,
+        )
 
     def infer(self, batch: WindowBatch) -> NDArray[np.float32]:
         """Token vectors (rows, length, 384) of one padded batch."""
@@ -135,13 +153,20 @@ class Encoder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         ordered = [texts[i] for i in order]
         aggregator = WindowAggregator(len(texts), DIMENSIONS, long_text)
-        for batch in self._pipelined(ordered, long_text, batch_size):
-            vectors = self.postprocess(batch, self.infer(batch))
-            aggregator.add(vectors, batch.owner, batch.attention_mask.sum(axis=1))
+        # Calls are submitted as soon as their group is tokenized; results are combined in submission order.
+        calls = [
+            (batch, self._workers.submit(self._embed, batch))
+            for batch in self._pipelined(ordered, long_text, batch_size)
+        ]
+        for batch, call in calls:
+            aggregator.add(call.result(), batch.owner, batch.attention_mask.sum(axis=1))
         by_sorted_position = aggregator.result()
         out = np.empty_like(by_sorted_position)
         out[np.asarray(order)] = by_sorted_position
         return out
+
+    def _embed(self, batch: WindowBatch) -> NDArray[np.float32]:
+        return self.postprocess(batch, self.infer(batch))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text including [CLS] and [SEP], before any windowing (what usage reports count)."""
@@ -175,7 +200,7 @@ def _load_tokenizer(path: Path) -> Any:
     return tokenizer
 
 
-def _load_session(path: Path, threads: int) -> Any:
+def _load_session(path: Path, threads: int = 1) -> Any:
     try:
         import onnxruntime as ort
     except ImportError:

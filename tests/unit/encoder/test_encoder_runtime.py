@@ -53,6 +53,27 @@ def test_a_batch_equals_the_texts_encoded_one_by_one(encoder: Encoder) -> None:
     np.testing.assert_allclose(batch, one_by_one, atol=1e-5)
 
 
+def test_how_a_batch_is_cut_into_calls_never_changes_a_vector(encoder: Encoder) -> None:
+    texts = [*SENTENCES, *(f"{s} {i}" for i, s in enumerate(SENTENCES * 3))]
+    tiny_calls = Encoder(encoder_cache_dir(), max_call_tokens=16, threads=3)
+    try:
+        assert len(tiny_calls.preprocess(texts, 0, "mean", 64)) > len(encoder.preprocess(texts, 0, "mean", 64))
+        np.testing.assert_array_equal(tiny_calls.encode(texts), encoder.encode(texts))
+    finally:
+        tiny_calls.close()
+
+
+def test_the_derived_graph_runs_int8_products_and_fused_attention(encoder: Encoder) -> None:
+    import onnx
+
+    graph = onnx.load(str(encoder.files.model)).graph
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("MultiHeadAttention") == 6
+    assert ops.count("MatMulIntegerToFloat") == 6 * 6  # Q, K, V, attention output, two feed-forward
+    assert "MatMul" not in ops  # no fp32 product left
+    assert {i.name for i in graph.input} == {"input_ids", "attention_mask"}
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(st.text(max_size=80), min_size=2, max_size=6))
 def test_any_batch_of_unicode_texts_equals_its_texts_alone(encoder: Encoder, texts: list[str]) -> None:

@@ -44,6 +44,18 @@ def test_chunks_respect_rows_and_token_budget() -> None:
         assert batch.attention_mask.sum() == sum(len(windows[int(o)]) for o in batch.owner)
 
 
+def test_chunks_respect_the_padded_token_budget_per_call() -> None:
+    windows = [tokens(n) for n in (10, 12, 9, 11, 30, 10, 12)]
+    batches = chunk_windows(windows, list(range(7)), max_rows=64, max_bytes=10**12, max_tokens=40)
+    assert sorted(int(o) for b in batches for o in b.owner) == list(range(7))
+    # Sorted by length: 9, 10, 10 (3 x 10 = 30); 11, 12, 12 (3 x 12 = 36); 30 alone.
+    assert [b.rows for b in batches] == [3, 3, 1]
+    assert all(b.input_ids.size <= 40 for b in batches)
+    # A window longer than the budget still runs, alone.
+    alone = chunk_windows([tokens(50), tokens(5)], [0, 1], max_rows=64, max_bytes=10**12, max_tokens=40)
+    assert [b.input_ids.shape for b in alone] == [(1, 5), (1, 50)]
+
+
 def test_mean_weights_windows_by_tokens_and_max_is_elementwise() -> None:
     vectors = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     owner = np.array([0, 0])
