@@ -80,13 +80,17 @@ async def get_principal(request: Request) -> Principal:
     return principal
 
 
-async def get_payer(request: Request) -> Payer | None:
+def payer_of(request: Request) -> Payer | None:
     """Who pays for this request and the route it is recorded under; None on a path without a key."""
     principal: Principal | None = request.scope.get("state", {}).get("principal")
     if principal is None:
         return None
     route = getattr(request.scope.get("route"), "path", None) or request.url.path
     return Payer(principal.prefix, route, principal.metered)
+
+
+async def get_payer(request: Request) -> Payer | None:
+    return payer_of(request)
 
 
 async def get_zeroshot(request: Request) -> ZeroShotService:

@@ -11,9 +11,11 @@ and every app instance of one process (tests build many) must count into the sam
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from prometheus_client import (
@@ -26,6 +28,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import REGISTRY, Collector
 
 from labelwise.domain import Prediction
@@ -80,10 +83,17 @@ JOB_PROGRESS = Gauge(
 _REJECTED = {429: "rate_limit", 402: "credits"}
 
 
+@functools.lru_cache(maxsize=4096)
+def _child(metric: MetricWrapperBase, *labels: str) -> Any:
+    """`metric.labels(*labels)`, kept: `labels()` takes a lock and builds a key on every call (several per
+    request). A child stays valid until removed, and only job progress (not read through here) is removed."""
+    return metric.labels(*labels)
+
+
 def observe_request(route: str, status: int, model: str, version: str, duration_ms: float) -> None:
     """Count one answered request; a 429 or 402 also counts as a rejection."""
-    REQUESTS.labels(route, str(status), model, version).inc()
-    REQUEST_MS.labels(route).observe(duration_ms)
+    _child(REQUESTS, route, str(status), model, version).inc()
+    _child(REQUEST_MS, route).observe(duration_ms)
     reason = _REJECTED.get(status)
     if reason is not None:
         REJECTIONS.labels(reason).inc()
@@ -93,15 +103,15 @@ def observe_classification(
     model: str, predictions: Sequence[Prediction], *, queue_ms: float, inference_ms: float, cached: int
 ) -> None:
     """Timing, size, cache hits, predicted labels and confidence of one classify call."""
-    QUEUE_MS.labels(model).observe(queue_ms)
-    INFERENCE_MS.labels(model).observe(inference_ms)
-    BATCH_TEXTS.labels(model).observe(len(predictions))
+    _child(QUEUE_MS, model).observe(queue_ms)
+    _child(INFERENCE_MS, model).observe(inference_ms)
+    _child(BATCH_TEXTS, model).observe(len(predictions))
     if cached:
         CACHE_HITS.inc(cached)
     for label, count in Tally(label for p in predictions for label in p.predicted).items():
-        PREDICTIONS.labels(model, label).inc(count)
+        _child(PREDICTIONS, model, label).inc(count)
     confidences = [p.labels[0].score if p.labels else 0.0 for p in predictions]
-    observe_many(CONFIDENCE.labels(model), confidences)
+    observe_many(_child(CONFIDENCE, model), confidences)
 
 
 def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:

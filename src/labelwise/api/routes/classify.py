@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
-from labelwise.api.deps import get_payer
+from labelwise.api.deps import payer_of
 from labelwise.api.schemas.classify import (
     BatchRequest,
     BatchResponse,
@@ -29,7 +29,8 @@ from labelwise.services.zeroshot import ZeroShotService
 
 @dataclass(frozen=True, slots=True)
 class _Context:
-    """What the classify routes need, as one dependency: FastAPI's cost grows with every dependency it solves."""
+    """What the classify routes need, read from the app and the request: no FastAPI dependency, whose solving
+    cost about a tenth of a one-text request."""
 
     service: ClassifyService
     zeroshot: ZeroShotService
@@ -37,15 +38,13 @@ class _Context:
     payer: Payer | None
     request_id: str
 
+    @classmethod
+    def of(cls, request: Request) -> _Context:
+        state = request.app.state
+        return cls(
+            state.services.classify, state.zeroshot, state.monitoring, payer_of(request), request.state.request_id
+        )
 
-async def _context(request: Request) -> _Context:
-    state = request.app.state
-    return _Context(
-        state.services.classify, state.zeroshot, state.monitoring, await get_payer(request), request.state.request_id
-    )
-
-
-ContextDep = Annotated[_Context, Depends(_context)]
 
 router = APIRouter(
     prefix="/v1", tags=["classify"], responses=error_responses(400, 401, 402, 403, 404, 413, 429, 500, 503)
@@ -53,7 +52,7 @@ router = APIRouter(
 
 
 @router.post("/classify", response_model=ClassifyResponse)
-async def classify(body: ClassifyRequest, request: Request, ctx: ContextDep) -> Response:
+async def classify(body: ClassifyRequest, request: Request) -> Response:
     """Classify one text with a model (`name`, `name@alias` or `name:version`; default: the default model).
 
     Returns the `top_k` best labels at or over `threshold`, best first, and `predicted`, the model's own decision.
@@ -74,6 +73,7 @@ async def classify(body: ClassifyRequest, request: Request, ctx: ContextDep) -> 
     words left out in turn), so tens of times the cost of the classification itself.
     """
     body.refuse_unavailable()
+    ctx = _Context.of(request)
     result = await _classify(body, [body.text], ctx, single=True)
     prediction = result.predictions[0]
     explanations = None
@@ -99,13 +99,14 @@ async def classify(body: ClassifyRequest, request: Request, ctx: ContextDep) -> 
 
 
 @router.post("/batch", response_model=BatchResponse)
-async def batch(body: BatchRequest, request: Request, ctx: ContextDep) -> Response:
+async def batch(body: BatchRequest, request: Request) -> Response:
     """Classify up to `max_batch_texts` texts (512 by default) in one call; results keep the input order.
 
     Each result equals what `/v1/classify` returns for that text alone. An item at fault is named by its index,
     e.g. `texts[3]`.
     """
     body.refuse_unavailable()
+    ctx = _Context.of(request)
     result = await _classify(body, body.texts, ctx)
     payload = {
         "results": [
