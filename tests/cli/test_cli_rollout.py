@@ -6,31 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from tests.cli.test_cli import Run, write_corpus
 
-from labelwise.cli import main
 from labelwise.config import Settings
 from labelwise.monitoring.predictions import text_sha256, utcnow
 from labelwise.storage.db import Database
 from labelwise.storage.monitoring import FeedbackEntry, FeedbackRepository
-
-
-@pytest.fixture
-def run(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("LABELWISE_DATABASE_URL", database_url)
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(list(args))
-        out = capsys.readouterr()
-        code = exit_info.value.code
-        return (code if isinstance(code, int) else 1), out.out, out.err
-
-    return invoke
 
 
 def _ok(result: tuple[int, str, str]) -> Any:
