@@ -111,15 +111,9 @@ def _mix(x: U64) -> U64:
     return x ^ (x >> _S31)
 
 
-class _Powers:
-    """B**k and B**-k modulo 2**64 for k below a size that grows on demand (replaced whole, so thread-safe)."""
-
-    def __init__(self) -> None:
-        self.up: U64 = np.ones(1, dtype=np.uint64)
-        self.down: U64 = np.ones(1, dtype=np.uint64)
-
-
-_POWERS = _Powers()
+# B**k and B**-k modulo 2**64 for k below a size that grows on demand. The pair is replaced as one tuple, so a
+# thread never sees a new `up` beside an old, shorter `down`.
+_POWERS: list[tuple[U64, U64]] = [(np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))]
 
 
 def _cumprod_power(base: int, size: int) -> U64:
@@ -131,11 +125,11 @@ def _cumprod_power(base: int, size: int) -> U64:
 
 
 def _powers(size: int) -> tuple[U64, U64]:
-    up, down = _POWERS.up, _POWERS.down
+    up, down = _POWERS[0]
     if len(up) < size:
         size = max(size, 2 * len(up), 1024)
         up, down = _cumprod_power(_BASE, size), _cumprod_power(_BASE_INVERSE, size)
-        _POWERS.up, _POWERS.down = up, down
+        _POWERS[0] = (up, down)
     return up, down
 
 
@@ -316,7 +310,7 @@ class NgramIndex:
             ids.append(hit_ids)
             begin = end
         if not rows:
-            return GramHits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+            return GramHits(_EMPTY, _EMPTY)
         return GramHits(np.concatenate(rows), np.concatenate(ids))
 
     def _lookup_small(self, texts: Sequence[str]) -> GramHits:
