@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
 from labelwise.api.deps import payer_of
+from labelwise.api.routing import DirectJSONRoute
 from labelwise.api.schemas.classify import (
     BatchRequest,
     BatchResponse,
@@ -48,7 +49,10 @@ class _Context:
 
 
 router = APIRouter(
-    prefix="/v1", tags=["classify"], responses=error_responses(400, 401, 402, 403, 404, 413, 429, 500, 503)
+    prefix="/v1",
+    tags=["classify"],
+    responses=error_responses(400, 401, 402, 403, 404, 413, 429, 500, 503),
+    route_class=DirectJSONRoute,
 )
 
 
