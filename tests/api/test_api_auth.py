@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import anyio
@@ -96,12 +97,14 @@ async def test_revoked_key_stops_working_within_the_cache_ttl(settings: Settings
 
 
 class CountingKeys(KeyService):
-    def __init__(self, inner: KeyService) -> None:
+    def __init__(self, inner: KeyService, delay: float = 0.0) -> None:
         super().__init__(inner.repo)
         self.count = 0
+        self.delay = delay
 
     def verify(self, key: str):  # type: ignore[no-untyped-def]
         self.count += 1
+        time.sleep(self.delay)  # runs in a worker thread, as in the server
         return super().verify(key)
 
 
@@ -117,3 +120,29 @@ async def test_verified_keys_are_cached(fx: Fixture) -> None:
     for i in range(10):
         await small.verify(f"lw_0000000{i}_nope")
     assert len(small._cache) <= 3
+
+
+async def test_requests_arriving_together_share_one_key_lookup(fx: Fixture) -> None:
+    key = fx.key()
+    keys = CountingKeys(fx.keys, delay=0.05)
+    verifier = KeyVerifier(keys, ttl_seconds=0.2)
+    principals = await asyncio.gather(*(verifier.verify(key) for _ in range(32)))
+    assert keys.count == 1
+    assert len({p.prefix for p in principals if p is not None}) == 1
+    assert None not in principals
+    await anyio.sleep(0.25)  # expired: the next wave looks the key up again, once
+    await asyncio.gather(*(verifier.verify(key) for _ in range(32)))
+    assert keys.count == 2
+
+
+async def test_a_caller_that_goes_away_leaves_the_shared_lookup_running(fx: Fixture) -> None:
+    key = fx.key()
+    keys = CountingKeys(fx.keys, delay=0.05)
+    verifier = KeyVerifier(keys, ttl_seconds=60)
+    first = asyncio.ensure_future(verifier.verify(key))
+    second = asyncio.ensure_future(verifier.verify(key))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    assert (await second) is not None
+    assert keys.count == 1
+    assert verifier.cached(key) is not None
