@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -233,6 +234,109 @@ def _word_gram_hashes(
     return np.concatenate(hashes), np.concatenate(texts)
 
 
+def _char_grams(prefix: U64, start: I64, end: I64, lo: int, hi: int) -> tuple[U64, I64]:
+    """char_wb gram hashes of the words at `[start, end)` (each padded by the space or newline around it), and the
+    word each came from."""
+    padded_start, padded_len = start - 1, end - start + 2
+    hashes, owners = [], []
+    short = padded_len < lo  # shorter than the smallest n: the padded word itself, once
+    if short.any():
+        hashes.append(_span_hashes(prefix, padded_start[short], padded_len[short]))
+        owners.append(np.flatnonzero(short).astype(np.int64))
+    for n in range(lo, hi + 1):
+        counts = np.maximum(padded_len - n + 1, 0)
+        first, owner = _ranges(padded_start, counts)
+        hashes.append(_span_hashes(prefix, first, np.full(len(first), n, dtype=np.int64)))
+        owners.append(owner)
+    return np.concatenate(hashes), np.concatenate(owners)
+
+
+class _WordCache:
+    """Character gram ids per word, held in arrays: an open-addressing table (linear probing) from a word's span
+    hash to its ids' place in one pool.
+
+    A batch looks up all its words at once and adds its new words at once, so no Python code runs per word. It
+    holds up to `max_words` words; the batch after that starts from an empty table: frequent words come back at
+    once, one-off words (ids, numbers) go. Callers hold `lock`: a lookup reads offsets into a pool that an addition
+    may move.
+    """
+
+    def __init__(self, max_words: int) -> None:
+        self.max_words = max(1, max_words)
+        self.lock = threading.Lock()
+        # At least four slots per word held; a batch may add up to a chunk's words beyond `max_words` first.
+        bits = max(10, (4 * self.max_words - 1).bit_length())
+        self._mask = (1 << bits) - 1
+        self._shift = np.uint64(64 - bits)
+        self._keys = np.zeros(1 << bits, dtype=np.uint64)
+        self._used = np.zeros(1 << bits, dtype=np.bool_)
+        self._first = np.zeros(1 << bits, dtype=np.int64)
+        self._count = np.zeros(1 << bits, dtype=np.int64)
+        self.pool: I64 = np.empty(1 << 12, dtype=np.int64)
+        self._pooled = 0
+        self.words = 0
+        self._probes = 0  # the longest probe sequence any held word needs, minus one
+
+    def clear_if_full(self) -> None:
+        if self.words >= self.max_words:
+            self._used[:] = False
+            self._pooled = self.words = self._probes = 0
+
+    def find(self, keys: U64) -> tuple[I64, I64, NDArray[np.bool_]]:
+        """Pool offset and id count of each key, and whether it was found (offset and count 0 where not)."""
+        first = np.zeros(len(keys), dtype=np.int64)
+        count = np.zeros(len(keys), dtype=np.int64)
+        found = np.zeros(len(keys), dtype=np.bool_)
+        if self.words == 0:
+            return first, count, found
+        home = (keys >> self._shift).astype(np.int64)
+        pending = np.arange(len(keys), dtype=np.int64)
+        for probe in range(self._probes + 1):
+            slot = (home[pending] + probe) & self._mask
+            used = self._used[slot]
+            match = used & (self._keys[slot] == keys[pending])
+            hit, hit_slot = pending[match], slot[match]
+            found[hit] = True
+            first[hit] = self._first[hit_slot]
+            count[hit] = self._count[hit_slot]
+            pending = pending[used & ~match]  # an empty slot ends a key's search
+            if len(pending) == 0:
+                break
+        return first, count, found
+
+    def add(self, keys: U64, ids: I64, counts: I64) -> I64:
+        """Hold `keys` (distinct, none held yet) with their ids (`counts[i]` of `ids` for key i, in key order);
+        returns each key's pool offset."""
+        end = self._pooled + len(ids)
+        if end > len(self.pool):
+            grown = np.empty(max(end, 2 * len(self.pool)), dtype=np.int64)
+            grown[: self._pooled] = self.pool[: self._pooled]
+            self.pool = grown
+        self.pool[self._pooled : end] = ids
+        first = self._pooled + np.cumsum(counts) - counts
+        self._pooled = end
+        home = (keys >> self._shift).astype(np.int64)
+        pending = np.arange(len(keys), dtype=np.int64)
+        probe = 0
+        while len(pending):
+            slot = (home[pending] + probe) & self._mask
+            free = np.flatnonzero(~self._used[slot])
+            taken, winner = np.unique(slot[free], return_index=True)  # one key per free slot
+            placed = pending[free[winner]]
+            self._used[taken] = True
+            self._keys[taken] = keys[placed]
+            self._first[taken] = first[placed]
+            self._count[taken] = counts[placed]
+            if len(placed):
+                self._probes = max(self._probes, probe)
+            left = np.ones(len(pending), dtype=np.bool_)
+            left[free[winner]] = False
+            pending = pending[left]
+            probe += 1
+        self.words += len(keys)
+        return first
+
+
 class NgramIndex:
     """Vocabulary of word and character n-grams as sorted 64-bit hashes; finds all grams of a batch at once."""
 
@@ -256,8 +360,9 @@ class NgramIndex:
         # Gram -> feature id (character grams after the word block), for small batches and explanations.
         self.word_index = {gram: i for i, gram in enumerate(word_vocab)}
         self.char_index = {gram: i for i, gram in enumerate(char_vocab, start=len(word_vocab))}
-        self._recent: dict[str, I64] = {}
+        self._recent: dict[str, I64] = {}  # the small-batch path's per-word cache, in two generations
         self._older: dict[str, I64] = {}
+        self._words = _WordCache(cache_words)  # the batch path's
         self._bos, self._eos = _hash_strings(["<s>", "</s>"])
         n_grams = len(word_vocab) + len(char_vocab)
         if hashed is None or hashed.recipe != HASH_RECIPE or len(hashed.hashes) != n_grams:
@@ -320,7 +425,7 @@ class NgramIndex:
         found = [[j for g in word_grams(text, self.word_ngrams) if (j := get(g)) is not None] for text in lowered]
         word_rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(ids) for ids in found])
         word_ids = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=len(word_rows))
-        char_rows, char_ids = self._char_ids_by_word(lowered, self._char_ids_one_by_one)
+        char_rows, char_ids = self._char_ids_by_word(lowered)
         return GramHits(np.concatenate([word_rows, char_rows]), np.concatenate([word_ids, char_ids]))
 
     def _char_ids_one_by_one(self, words: Sequence[str]) -> list[I64]:
@@ -336,18 +441,15 @@ class NgramIndex:
         codes = _encode(lowered)
         word_hashes, word_rows = self._word_grams(codes, len(texts))
         word_owner, word_ids = self._find(word_hashes, word_rows)
-        char_owner, char_ids = self._char_ids_by_word(lowered, self._char_ids_of)
+        char_owner, char_ids = self._char_ids(codes)
         return np.concatenate([word_owner, char_owner]), np.concatenate([word_ids, char_ids])
 
-    def _char_ids_by_word(
-        self, lowered: Sequence[str], compute: Callable[[Sequence[str]], list[I64]]
-    ) -> tuple[I64, I64]:
-        """Character gram ids of every word, from a per-word cache: most words of a batch were seen before.
+    def _char_ids_by_word(self, lowered: Sequence[str]) -> tuple[I64, I64]:
+        """Character gram ids of every word of a few texts, from a per-word cache: most words were seen before.
 
-        Reading a cached array per word costs a fraction of hashing and finding its grams again; the words not
-        in the cache are done together by `compute`. The cache has two generations: when the recent one is full it
-        becomes the older one, and a word found there moves back, so frequent words stay and one-off words (ids,
-        numbers) age out.
+        Reading a cached array per word costs a fraction of finding its grams again. The cache has two
+        generations: when the recent one is full it becomes the older one, and a word found there moves back, so
+        frequent words stay and one-off words (ids, numbers) age out.
         """
         recent, older = self._recent, self._older
         pieces: list[I64] = []
@@ -368,7 +470,7 @@ class NgramIndex:
                 pieces.append(ids)
         if missing:
             words = list(missing)
-            for word, ids in zip(words, compute(words), strict=True):
+            for word, ids in zip(words, self._char_ids_one_by_one(words), strict=True):
                 recent[word] = ids
                 for slot in missing[word]:
                     pieces[slot] = ids
@@ -380,14 +482,35 @@ class NgramIndex:
         owners = np.repeat(np.arange(len(lowered), dtype=np.int64), per_text)
         return np.repeat(owners, sizes), np.concatenate(pieces)
 
-    def _char_ids_of(self, words: Sequence[str]) -> list[I64]:
-        """The character gram ids of each word (its padded windows that are in the vocabulary), vectorized."""
-        hashes, owner = self._char_grams(_encode(words))
-        owner, ids = self._find(hashes ^ _CHAR_SALT, owner)
-        order = np.argsort(owner, kind="stable")
-        ids = ids[order]
-        bounds = np.searchsorted(owner[order], np.arange(len(words) + 1, dtype=np.int64)).tolist()
-        return [ids[a:b] for a, b in itertools.pairwise(bounds)]
+    def _char_ids(self, codes: _Codes) -> tuple[I64, I64]:
+        """Text (row) and character gram id of every gram of every whitespace-separated word of a chunk.
+
+        Words are looked up in the word cache by their span hash; the new ones have their grams hashed and found
+        together (one occurrence of each), and are added. Then one gather from the pool gives every word's ids.
+        """
+        start, end = _runs(~codes.is_space)
+        if len(start) == 0:
+            return _EMPTY, _EMPTY
+        word_text = np.searchsorted(codes.starts, start, side="right") - 1
+        keys = _span_hashes(codes.prefix, start, end - start)
+        cache = self._words
+        with cache.lock:
+            cache.clear_if_full()
+            first, count, found = cache.find(keys)
+            if not found.all():
+                missed = np.flatnonzero(~found)
+                new, where, inverse = np.unique(keys[missed], return_index=True, return_inverse=True)
+                chosen = missed[where]
+                grams, owner = _char_grams(codes.prefix, start[chosen], end[chosen], *self.char_ngrams)
+                owner, ids = self._find(grams ^ _CHAR_SALT, owner)
+                order = np.argsort(owner, kind="stable")
+                counts = np.bincount(owner, minlength=len(chosen)).astype(np.int64)
+                added = cache.add(new, ids[order], counts)
+                first[missed] = added[inverse]
+                count[missed] = counts[inverse]
+            flat, occurrence = _ranges(first, count)
+            ids = cache.pool[flat]
+        return word_text[occurrence], ids
 
     def _find(self, grams: U64, owners: I64) -> tuple[I64, I64]:
         """Owners and feature ids of the grams that are in the vocabulary (a bucket is tried slot by slot)."""
@@ -419,23 +542,3 @@ class NgramIndex:
         token_hashes = _span_hashes(codes.prefix, start, end - start)
         token_text = np.searchsorted(codes.starts, start, side="right") - 1
         return _word_gram_hashes(token_hashes, token_text, n_texts, self.word_ngrams, self._bos, self._eos)
-
-    def _char_grams(self, codes: _Codes) -> tuple[U64, I64]:
-        """char_wb grams: windows inside each whitespace-separated word padded with one space on each side."""
-        start, end = _runs(~codes.is_space)
-        word_text = np.searchsorted(codes.starts, start, side="right") - 1
-        padded_start, padded_len = start - 1, end - start + 2
-        lo, hi = self.char_ngrams
-        hashes, texts = [], []
-        short = padded_len < lo  # shorter than the smallest n: the padded word itself, once
-        if short.any():
-            hashes.append(_span_hashes(codes.prefix, padded_start[short], padded_len[short]))
-            texts.append(word_text[short])
-        for n in range(lo, hi + 1):
-            counts = np.maximum(padded_len - n + 1, 0)
-            first, owner = _ranges(padded_start, counts)
-            hashes.append(_span_hashes(codes.prefix, first, np.full(len(first), n, dtype=np.int64)))
-            texts.append(word_text[owner])
-        if not hashes:
-            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-        return np.concatenate(hashes), np.concatenate(texts)

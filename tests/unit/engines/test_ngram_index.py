@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelwise.engines._ngram_index import NgramIndex
+from labelwise.engines._ngram_index import NgramIndex, _WordCache
 from labelwise.engines._tfidf import TfidfConfig, TfidfFeaturizer
 
 AWKWARD = [
@@ -93,7 +93,36 @@ def test_small_chunks_and_a_tiny_word_cache_change_nothing() -> None:
         found = Counter({(row, j): n for (_, j), n in hits_of(one_by_one, [text]).items()})
         assert found == Counter({key: n for key, n in expected.items() if key[0] == row}), text
     distinct = len(set(" ".join(texts).lower().split()))
-    assert len(index._recent) + len(index._older) <= 2 * distinct
+    assert len(one_by_one._recent) + len(one_by_one._older) <= 2 * distinct
+    assert index._words.words <= 3 + distinct  # emptied once full: at most one chunk's new words past the limit
+
+
+def test_word_cache_finds_what_it_holds_through_collisions_and_forgets_when_full() -> None:
+    cache = _WordCache(max_words=64)
+    home_bits = 64 - int(cache._shift)
+    # Keys that share a home slot (same top bits) must probe past each other, also within one addition.
+    same_home = np.array([(5 << (64 - home_bits)) | i for i in range(1, 9)], dtype=np.uint64)
+    others = np.array([(9 << (64 - home_bits)) | 1, (6 << (64 - home_bits)) | 1], dtype=np.uint64)
+    keys = np.concatenate([same_home, others])
+    counts = np.arange(1, len(keys) + 1, dtype=np.int64)
+    ids = np.arange(int(counts.sum()), dtype=np.int64)
+    cache.add(keys, ids, counts)
+    first, count, found = cache.find(
+        np.concatenate([keys[::-1], np.array([12345, (5 << (64 - home_bits)) | 99], dtype=np.uint64)])
+    )
+    assert found.tolist() == [True] * len(keys) + [False, False]
+    assert count[: len(keys)].tolist() == counts[::-1].tolist()
+    for key_index, (start, size) in enumerate(zip(first[: len(keys)][::-1], count[: len(keys)][::-1], strict=True)):
+        expected = ids[int(counts[:key_index].sum()) : int(counts[: key_index + 1].sum())]
+        assert cache.pool[start : start + size].tolist() == expected.tolist()
+    cache.clear_if_full()
+    assert cache.find(keys)[2].all()  # 10 of 64 words: kept
+    more = np.arange(1000, 1060, dtype=np.uint64)
+    cache.add(more, np.zeros(0, dtype=np.int64), np.zeros(60, dtype=np.int64))
+    assert cache.words == 70
+    cache.clear_if_full()
+    assert cache.words == 0
+    assert not cache.find(keys)[2].any()
 
 
 def test_rows_are_the_tfidf_of_the_reference_ids() -> None:
