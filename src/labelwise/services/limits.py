@@ -21,26 +21,21 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from limits import RateLimitItem, WindowStats, parse_many, storage, strategies
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError as LimitsStorageError
-from redis.asyncio import BlockingConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from labelwise.errors import ConfigError, InvalidRequest
+
+if TYPE_CHECKING:
+    from limits.aio.storage import RedisStorage
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 UNLIMITED = "unlimited"
-# Failures that mean "Redis is not usable right now"; anything else is a bug and propagates.
-_SHARED_ERRORS = (LimitsStorageError, RedisError, OSError)
 # A hit must not wait long for a sick Redis: a socket timeout, then one retry on a fresh connection (a restarted
 # Redis leaves stale pooled connections), then the process falls back to its own window. Not much shorter: the
 # timeout also runs while a saturated event loop has not yet read a reply that has arrived, which is no outage.
@@ -146,9 +141,16 @@ class LimiterBackend:
         self._local: _Limiter = _LocalLimiter()
         self._storage: RedisStorage | None = None
         self._shared: _Limiter | None = None
+        # Failures that mean "Redis is not usable right now"; anything else is a bug and propagates.
+        self._shared_errors: tuple[type[BaseException], ...] = ()
         if redis_url:
+            # Imported only with a Redis URL: redis-py and limits' async storage add 0.2 s to every start.
+            from limits.aio.strategies import MovingWindowRateLimiter
+            from redis.exceptions import RedisError
+
             self._storage = _redis_storage(redis_url, key_prefix)
             self._shared = MovingWindowRateLimiter(self._storage)
+            self._shared_errors = (LimitsStorageError, RedisError, OSError)
         self.probe_seconds = probe_seconds
         self._down_since: float | None = None
         self._next_probe = 0.0
@@ -174,7 +176,7 @@ class LimiterBackend:
         if self._shared is not None and self._down_since is None:
             try:
                 return await operation(self._shared)
-            except _SHARED_ERRORS as exc:
+            except self._shared_errors as exc:
                 self._lost(exc)
         elif self._shared is not None:
             self._maybe_probe()
@@ -225,6 +227,11 @@ def _redis_storage(url: str, key_prefix: str) -> RedisStorage:
     scheme = url.split("://", 1)[0]
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"redis_url: scheme {scheme!r}; use redis://, rediss:// or unix://")
+    from limits.aio.storage import RedisStorage
+    from redis.asyncio import BlockingConnectionPool
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     pool: Any = BlockingConnectionPool.from_url(
         url,
         max_connections=_REDIS_CONNECTIONS,
