@@ -29,25 +29,22 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from serve import free_port, run_wrk, running
+from serve import WRK_HEAD, free_port, run_wrk, running
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = REPO.parent / "shared" / "data" / "sst2" / "test.jsonl"
 BASELINE_VENV = Path("/tmp/st-baseline")
 MODEL = "all-MiniLM-L6-v2"
 
-LUA = """
-local texts = {%(texts)s}
-local counter = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["x-api-key"] = "%(key)s"
-request = function()
+LUA = (
+    WRK_HEAD
+    + """request = function()
   counter = counter + 1
   local text = texts[(counter %% #texts) + 1] .. ' ' .. counter
   return wrk.format(nil, "/v1/embeddings", nil, '{"model":"%(model)s","input":"' .. text .. '"}')
 end
 """
+)
 
 
 def ensure_baseline_venv() -> Path:

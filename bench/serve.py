@@ -189,13 +189,18 @@ def tutorial_command(port: int, artifacts: Path) -> tuple[list[str], dict[str, s
 
 # Load ----------------------------------------------------------------------------------------------------------
 
-LUA = """
+# The head of every wrk script here (bench/embeddings_http.py too): the texts, a counter, the method and headers.
+WRK_HEAD = """
 local texts = {%(texts)s}
 local counter = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["x-api-key"] = "%(key)s"
-local function one()
+"""
+
+LUA = (
+    WRK_HEAD
+    + """local function one()
   counter = counter + 1
   return '"' .. texts[(counter %% #texts) + 1] .. ' ' .. counter .. '"'
 end
@@ -208,6 +213,7 @@ request = function()
   return wrk.format(nil, "/v1/classify", nil, '{"text":' .. one() .. '}')
 end
 """
+)
 
 
 def lua_script(work: Path, key: str, batch: int) -> Path:
