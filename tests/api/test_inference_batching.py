@@ -119,6 +119,21 @@ def test_cache_evicts_least_recently_used() -> None:
     assert len(cache) == 2
 
 
+def test_cache_batch_calls_keep_lru_order_counts_and_copies() -> None:
+    cache = PredictionCache(3)
+    a, b, c, d = (("m:1", text_digest(t)) for t in "abcd")
+    batch = np.arange(8.0).reshape(4, 2)
+    cache.put_many([a, b, a, c], batch)  # a repeated: held once, with its later row, as more recent than b
+    batch[:] = -1.0  # the cache holds copies, not views of the batch
+    assert len(cache) == 3
+    found = cache.get_many([b, d, a])
+    assert [None if row is None else row.tolist() for row in found] == [[2.0, 3.0], None, [4.0, 5.0]]
+    assert (cache.hits, cache.misses) == (2, 1)
+    cache.put_many([d], np.zeros((1, 2)))  # c is now the least recent: b and a were read after it was put
+    assert cache.get(c) is None
+    assert all(row is not None for row in cache.get_many([a, b, d]))
+
+
 def test_cache_keys_separate_versions_and_handle_surrogates() -> None:
     cache = PredictionCache(10)
     cache.put(("m:1", text_digest("\ud800")), np.array([1.0]))

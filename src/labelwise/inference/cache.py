@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 
 from labelwise.engines.base import FloatArray
 
@@ -32,22 +33,37 @@ class PredictionCache:
         return len(self._rows)
 
     def get(self, key: CacheKey) -> FloatArray | None:
-        row = self._rows.get(key)
-        if row is None:
-            self.misses += 1
-            return None
-        self._rows.move_to_end(key)
-        self.hits += 1
-        return row
+        return self.get_many([key])[0]
 
     def put(self, key: CacheKey, row: FloatArray) -> None:
+        self.put_many([key], [row])
+
+    def get_many(self, keys: Sequence[CacheKey]) -> list[FloatArray | None]:
+        """The row of each key, or None; found keys become the most recent."""
+        rows, touch = self._rows, self._rows.move_to_end
+        found = [rows.get(key) for key in keys]
+        hits = 0
+        for key, row in zip(keys, found, strict=True):
+            if row is not None:
+                touch(key)
+                hits += 1
+        self.hits += hits
+        self.misses += len(keys) - hits
+        return found
+
+    def put_many(self, keys: Sequence[CacheKey], rows: Iterable[FloatArray]) -> None:
+        """Hold each key's row (a copy, so one cached row does not keep a whole batch's matrix alive), as the
+        most recent; then drop the least recent beyond `size`. One pass for a batch: per text, a put had been a
+        tenth of a 64-text request outside the engine."""
         if self.size <= 0:
             return
-        # A copy, so one cached row does not keep a whole batch's matrix alive.
-        self._rows[key] = row.copy()
-        self._rows.move_to_end(key)
-        while len(self._rows) > self.size:
-            self._rows.popitem(last=False)
+        held = self._rows
+        for key, row in zip(keys, rows, strict=True):
+            if key in held:
+                held.move_to_end(key)
+            held[key] = row.copy()
+        for _ in range(len(held) - self.size):
+            held.popitem(last=False)
 
     def clear(self) -> None:
         self._rows.clear()

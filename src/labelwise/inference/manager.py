@@ -60,18 +60,18 @@ class LoadedModel:
         self.last_used = time.monotonic()
         ref = self.record.ref
         keys = [(ref, text_digest(t)) for t in texts]
-        rows = [self.cache.get(k) for k in keys]
+        rows = self.cache.get_many(keys)
         missing = [i for i, row in enumerate(rows) if row is None]
         if not missing:
             return np.stack(rows), Timing()  # type: ignore[arg-type]  # no None left
-        proba, timing = await self.batcher.submit([texts[i] for i in missing])
         if len(missing) == len(texts):
-            for key, row in zip(keys, proba, strict=True):
-                self.cache.put(key, row)
+            proba, timing = await self.batcher.submit(texts)
+            self.cache.put_many(keys, proba)
             return proba, timing
+        proba, timing = await self.batcher.submit([texts[i] for i in missing])
+        self.cache.put_many([keys[i] for i in missing], proba)
         for i, row in zip(missing, proba, strict=True):
             rows[i] = row
-            self.cache.put(keys[i], row)
         return np.stack(rows), timing  # type: ignore[arg-type]
 
 
