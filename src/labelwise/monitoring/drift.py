@@ -16,8 +16,7 @@ import asyncio
 import logging
 import math
 import re
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 from labelwise.domain import ModelVersion
 from labelwise.errors import InvalidRequest, ModelNotFound, NotFound
 from labelwise.monitoring.predictions import PredictionLog, utcnow
-from labelwise.storage.monitoring import LoggedPrediction
+from labelwise.storage.monitoring import WindowSummary
 
 logger = logging.getLogger(__name__)
 
@@ -119,22 +118,22 @@ def status_of(value: float | None) -> str:
 
 
 def measure(
-    record: ModelVersion, baseline: Baseline, rows: Sequence[LoggedPrediction], window: timedelta, since: datetime
+    record: ModelVersion, baseline: Baseline, summary: WindowSummary, window: timedelta, since: datetime
 ) -> DriftReport:
-    """The drift report of `rows` (the window's logged predictions of `record`)."""
-    counts: Counter[str] = Counter(label for row in rows for label in row.predicted[:1])
+    """The drift report of `summary` (the window's logged predictions of `record`, aggregated)."""
+    counts = summary.top_labels
     n = sum(counts.values())
     live = {label: c / n for label, c in sorted(counts.items())} if n else {}
     value = psi(baseline.distribution, live) if n and baseline.distribution else None
-    confidences = [row.confidence for row in rows]
-    mean = sum(confidences) / len(confidences) if confidences else None
-    low = sum(c <= LOW_CONFIDENCE for c in confidences) / len(confidences) if confidences else None
+    rows = summary.predictions
+    mean = summary.confidence_sum / rows if rows else None
+    low = summary.low_confidence / rows if rows else None
     return DriftReport(
         record.name,
         record.version,
         int(window.total_seconds()),
         since,
-        len(rows),
+        rows,
         None if value is None else round(value, 6),
         status_of(value),
         mean,
@@ -196,9 +195,11 @@ class DriftService:
         record = self.production(name)
         await self.log.flush()
         since = self._now() - window
-        rows = await asyncio.to_thread(self.log.repo.window, record.name, since, record.version)
+        summary = await asyncio.to_thread(
+            self.log.repo.window_summary, record.name, since, record.version, low_confidence=LOW_CONFIDENCE
+        )
         baseline = await asyncio.to_thread(self.baseline, record)
-        report = measure(record, baseline, rows, window, since)
+        report = measure(record, baseline, summary, window, since)
         if report.psi is not None:
             self.latest[(record.name, record.version)] = report.psi
         return report

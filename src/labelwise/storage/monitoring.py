@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, Text, case, cast, delete, func, insert, select, update
 
 from labelwise.storage.db import Database
 from labelwise.storage.tables import FeedbackRow, PredictionLogRow
@@ -50,6 +52,16 @@ class FeedbackEntry:
     text_sha256: str
     raw_text: str | None
     labels: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSummary:
+    """What drift needs of a window of the log: rows, rows per top label, and the top scores' sum and low count."""
+
+    predictions: int
+    top_labels: dict[str, int]
+    confidence_sum: float
+    low_confidence: int
 
 
 def _logged(row: PredictionLogRow) -> LoggedPrediction:
@@ -106,13 +118,35 @@ class PredictionLogRepository:
         with self.db.session() as session:
             return [_logged(r) for r in session.scalars(query.order_by(PredictionLogRow.item)).all()]
 
-    def window(self, model: str, since: datetime, version: str | None = None) -> list[LoggedPrediction]:
-        """Predictions of `model` (one version, or all) logged at or after `since`."""
-        query = select(PredictionLogRow).where(PredictionLogRow.model == model, PredictionLogRow.created_at >= since)
+    def window_summary(
+        self, model: str, since: datetime, version: str | None, *, low_confidence: float
+    ) -> WindowSummary:
+        """Counts of `model`'s predictions (one version, or all) logged at or after `since`, summed by the database.
+
+        One grouped query: rows are never read one by one, so a window of millions of rows (the log of a busy day)
+        costs a scan of the index, not memory and CPU per row in the serving process. Grouped by the `predicted`
+        list as text (PostgreSQL has no equality on `json`); a group's first label is its top label.
+        """
+        predicted = cast(PredictionLogRow.predicted, Text)
+        low = func.sum(case((PredictionLogRow.confidence <= low_confidence, 1), else_=0))
+        query = (
+            select(predicted, func.count(), func.sum(PredictionLogRow.confidence), low)
+            .where(PredictionLogRow.model == model, PredictionLogRow.created_at >= since)
+            .group_by(predicted)
+        )
         if version is not None:
             query = query.where(PredictionLogRow.version == version)
+        total, confidence, under = 0, 0.0, 0
+        top: Counter[str] = Counter()
         with self.db.session() as session:
-            return [_logged(r) for r in session.scalars(query).all()]
+            for labels, rows, confidence_sum, low_rows in session.execute(query):
+                total += int(rows)
+                confidence += float(confidence_sum or 0.0)
+                under += int(low_rows or 0)
+                first = json.loads(labels)[:1] if labels else []
+                if first:
+                    top[str(first[0])] += int(rows)
+        return WindowSummary(total, dict(top), confidence, under)
 
     def review(self, model: str | None, *, by: str, limit: int, with_text_only: bool) -> list[LoggedPrediction]:
         """The least sure predictions first: lowest `confidence` or `margin` (`by`)."""
