@@ -16,7 +16,8 @@ export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	else echo "note: chromium and chromium-driver are not installed; browser tests will not run"; fi
 
-$(STAMP): pyproject.toml
+# The C kernel (src/labelwise/engines/_kernel.c) is compiled in place by the editable install.
+$(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'

@@ -1,9 +1,10 @@
-"""TF-IDF features over word and character n-grams, computed in plain Python and NumPy.
+"""TF-IDF features over word and character n-grams: learned in Python, computed by the C kernel (`_kernel.c`).
 
 We do not use scikit-learn's `TfidfVectorizer` at prediction time: its input validation costs more than the
-arithmetic for one short text, and rebuilding it on load ties the artifact to private attributes. Fit and
-predict share `rows`, so training features and serving features are identical by construction. `rows` finds the
-n-grams of a whole batch at once (`_ngram_index`); `ids` is the same lookup text by text, the plain definition.
+arithmetic for one short text, and rebuilding it on load ties the artifact to private attributes. Training,
+`transform` and explanations build rows from the kernel's gram hits (`rows`); prediction lets the kernel go from
+texts to scores (`scores`) with the same counting, weighting and normalization. `ids` is the plain definition,
+gram by gram through dictionaries; the tests hold the kernel equal to it.
 
 The feature vector is two blocks, word n-grams and character n-grams inside word boundaries, each with
 sublinear term frequency, smoothed idf and its own L2 normalization (so neither block drowns the other).
@@ -81,7 +82,7 @@ class TfidfFeaturizer:
         self.config = config
         self.word_vocab = word_vocab
         self.char_vocab = char_vocab
-        self.idf = idf
+        self.idf = np.ascontiguousarray(idf, dtype=np.float64)  # the kernel reads it as a flat float64 buffer
         self._n_word = len(word_vocab)
         self._index = NgramIndex(
             word_vocab, char_vocab, word_ngrams=config.word_ngrams, char_ngrams=config.char_ngrams, hashed=hashed
@@ -136,7 +137,7 @@ class TfidfFeaturizer:
     def ids(self, text: str) -> list[int]:
         """Feature ids of every n-gram occurrence in `text` that is in the vocabulary (repeats kept).
 
-        The plain definition, gram by gram through dictionaries; `rows` computes the same ids vectorized, and the
+        The plain definition, gram by gram through dictionaries; the kernel finds the same ids by hashes, and the
         tests hold the two equal.
         """
         word_index, char_index = self.word_index, self.char_index
@@ -149,8 +150,8 @@ class TfidfFeaturizer:
     def rows(self, texts: Sequence[str], dtype: type[np.floating[Any]] = np.float64) -> CsrParts:
         """CSR parts (values, column indices, row pointers) of the TF-IDF rows of `texts`.
 
-        The n-grams of the whole batch are found at once (`_ngram_index`, the same ids as `ids`, vectorized);
-        counting, weighting and normalizing run once over the batch too. Within a row, columns are sorted.
+        The kernel finds the grams (the same ids as `ids`); counting, weighting and normalizing run once over the
+        batch in NumPy. Within a row, columns are sorted.
         """
         n_rows = len(texts)
         hits = self._index.lookup(texts)
@@ -172,6 +173,14 @@ class TfidfFeaturizer:
         values = values / norms[block]
         indptr = np.searchsorted(row_of, np.arange(n_rows + 1, dtype=np.int64))
         return CsrParts(values.astype(dtype, copy=False), column, indptr)
+
+    def scores(self, texts: Sequence[str], coef: NDArray[np.float32]) -> FloatArray:
+        """The TF-IDF rows of `texts` times `coef` (float32, C order, n_features x n_classes), as float64.
+
+        Equal to `transform(texts) @ coef` up to float rounding, without building the rows: the kernel counts each
+        text's repeats and sums its weight rows in a fixed order, so a text scores the same alone or in any batch.
+        """
+        return self._index.scores(texts, self.idf, coef)
 
     def transform(self, texts: Sequence[str], dtype: type[np.floating[Any]] = np.float64) -> sparse.csr_matrix:
         """A CSR matrix with one L2-normalized TF-IDF row per text."""

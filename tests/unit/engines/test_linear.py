@@ -168,6 +168,16 @@ def test_concurrent_predictions_match_sequential(engine: LinearEngine) -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def test_threads_predicting_batches_match_sequential(engine: LinearEngine) -> None:
+    # Fresh words in every batch: the shared word cache of the kernel grows while the threads run.
+    batches = [[f"{t} word{b}x{i}" for i, t in enumerate(_data(1 + b % 17, b).texts)] for b in range(120)]
+    expected = [engine.predict_proba(batch) for batch in batches]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        got = list(pool.map(engine.predict_proba, batches))
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("damage", ["missing", "corrupt_json", "wrong_shape", "other_engine", "shuffled_hashes"])
 def test_damaged_artifacts_raise_model_load_error(engine: LinearEngine, tmp_path: Path, damage: str) -> None:
     engine.save(tmp_path)

@@ -1,15 +1,19 @@
-"""The vectorized n-gram lookup finds exactly the grams the plain dictionary definition finds."""
+"""The C kernel finds exactly the grams the plain dictionary definition finds, and scores as the sparse product does."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from scipy import sparse
 
-from labelwise.engines._ngram_index import NgramIndex, _WordCache
+from labelwise.engines import _kernel
+from labelwise.engines._ngram_index import HASH_RECIPE, NgramIndex, _hash_strings, hash_vocabulary
 from labelwise.engines._tfidf import TfidfConfig, TfidfFeaturizer
 
 AWKWARD = [
@@ -24,8 +28,10 @@ AWKWARD = [
     "emoji 😀 inside😀words 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
     "what is this? what is <s> </s> s",
     "Repeat repeat REPEAT repeat",
+    "!?., ;:",  # no word characters at all
     "x",
     "a" * 3000,
+    "averyveryveryverylongwordthatislongerthanthecachelimitofthekernel and more",
 ]
 
 
@@ -38,12 +44,7 @@ def hits_of(index: NgramIndex, texts: list[str]) -> Counter[tuple[int, int]]:
     return Counter(zip(found.rows.tolist(), found.ids.tolist(), strict=True))
 
 
-def both_paths(featurizer: TfidfFeaturizer, texts: list[str]) -> list[Counter[tuple[int, int]]]:
-    """What the vectorized path and the small-batch (dictionary) path find for the same texts."""
-    return [hits_of(index_of(featurizer, small_batch=size), texts) for size in (0, len(texts))]
-
-
-def index_of(featurizer: TfidfFeaturizer, **options: int) -> NgramIndex:
+def index_of(featurizer: TfidfFeaturizer, **options: Any) -> NgramIndex:
     config = featurizer.config
     return NgramIndex(
         featurizer.word_vocab,
@@ -52,6 +53,31 @@ def index_of(featurizer: TfidfFeaturizer, **options: int) -> NgramIndex:
         char_ngrams=config.char_ngrams,
         **options,
     )
+
+
+def reference_scores(featurizer: TfidfFeaturizer, texts: list[str], coef: np.ndarray[Any, Any]) -> Any:
+    """The TF-IDF rows as a sparse matrix times the weights, in float64."""
+    return np.asarray(featurizer.transform(texts) @ coef.astype(np.float64))
+
+
+def test_the_kernel_extension_is_built() -> None:
+    # No fallback: the linear engine needs the extension (`pip install -e .` builds it).
+    assert _kernel.Index.__module__ == "labelwise.engines._kernel"
+    assert Path(_kernel.__file__ or "").suffix in {".so", ".pyd"}
+
+
+def test_the_hash_recipe_is_pinned() -> None:
+    # Saved models hold these hashes (`gram_hashes.npy`): a change here needs a new HASH_RECIPE.
+    assert HASH_RECIPE == "splitmix-poly64-v1"
+    assert [hex(int(h)) for h in _hash_strings(["<s>", "what", "é\ud800", " ab "])] == [
+        "0x9f014425df0bb088",
+        "0x5a651a1996f99a20",
+        "0x5a01c176dfbb18af",
+        "0xdc0bce38e7c1f622",
+    ]
+    hashed = hash_vocabulary(["what is", "what"], [" ab "])
+    assert [hex(int(h)) for h in hashed.hashes] == ["0x3b08b0e94775def9", "0x5a651a1996f99a20", "0x8d8daae11ec6b875"]
+    assert hashed.ids.tolist() == [2, 1, 0]
 
 
 @pytest.mark.parametrize(
@@ -68,7 +94,12 @@ def test_awkward_text_gives_the_same_grams_as_the_definition(config: TfidfConfig
     texts = [*AWKWARD, "unseen words only", "the cat sat on the mat", "A B C"]
     expected = hits_by_reference(featurizer, texts)
     assert sum(expected.values()) > 100
-    assert both_paths(featurizer, texts) == [expected, expected]
+    index = index_of(featurizer)
+    assert hits_of(index, texts) == expected  # words found afresh
+    assert hits_of(index, texts) == expected  # and from the word cache
+    for row, text in enumerate(texts):  # one by one
+        found = Counter({(row, j): n for (_, j), n in hits_of(index, [text]).items()})
+        assert found == Counter({key: n for key, n in expected.items() if key[0] == row}), text
 
 
 @pytest.mark.parametrize("dataset", ["banking77", "sst2", "emotion", "sms_spam", "goemotions", "trec", "clinc150"])
@@ -78,51 +109,53 @@ def test_real_datasets_give_the_same_grams_as_the_definition(shared_data: Path, 
     featurizer = TfidfFeaturizer.fit(texts[:1500], TfidfConfig())
     unseen = texts[1500:]
     expected = hits_by_reference(featurizer, unseen)
-    assert both_paths(featurizer, unseen) == [expected, expected]
+    index = index_of(featurizer)
+    assert hits_of(index, unseen) == expected
+    assert hits_of(index, unseen) == expected
+    coef = np.random.default_rng(3).standard_normal((featurizer.n_features, 5)).astype(np.float32)
+    np.testing.assert_allclose(featurizer.scores(unseen, coef), reference_scores(featurizer, unseen, coef), atol=1e-9)
 
 
-def test_small_chunks_and_a_tiny_word_cache_change_nothing() -> None:
+def test_a_tiny_word_cache_fills_empties_and_changes_nothing() -> None:
     featurizer = TfidfFeaturizer.fit([*AWKWARD, "the cat sat on the mat"], TfidfConfig(char_min_df=1))
     texts = [*AWKWARD, "the cat sat on the mat"] * 3
     expected = hits_by_reference(featurizer, texts)
-    index = index_of(featurizer, chunk_chars=16, cache_words=3, small_batch=0)
+    index = index_of(featurizer, cache_words=3)
+    kernel = index.kernel
+    assert kernel.cached_words == 0
     assert hits_of(index, texts) == expected
-    assert hits_of(index, texts) == expected  # again, now partly from the cache
-    one_by_one = index_of(featurizer, cache_words=3)
-    for row, text in enumerate(texts):
-        found = Counter({(row, j): n for (_, j), n in hits_of(one_by_one, [text]).items()})
-        assert found == Counter({key: n for key, n in expected.items() if key[0] == row}), text
-    distinct = len(set(" ".join(texts).lower().split()))
-    assert len(one_by_one._recent) + len(one_by_one._older) <= 2 * distinct
-    assert index._words.words <= 3 + distinct  # emptied once full: at most one chunk's new words past the limit
+    assert 1 <= kernel.cached_words <= 3  # emptied whenever a fourth word came
+    assert hits_of(index, texts) == expected
+    kernel.clear_cache()
+    assert kernel.cached_words == 0
+    assert hits_of(index, texts) == expected
 
 
-def test_word_cache_finds_what_it_holds_through_collisions_and_forgets_when_full() -> None:
-    cache = _WordCache(max_words=64)
-    home_bits = 64 - int(cache._shift)
-    # Keys that share a home slot (same top bits) must probe past each other, also within one addition.
-    same_home = np.array([(5 << (64 - home_bits)) | i for i in range(1, 9)], dtype=np.uint64)
-    others = np.array([(9 << (64 - home_bits)) | 1, (6 << (64 - home_bits)) | 1], dtype=np.uint64)
-    keys = np.concatenate([same_home, others])
-    counts = np.arange(1, len(keys) + 1, dtype=np.int64)
-    ids = np.arange(int(counts.sum()), dtype=np.int64)
-    cache.add(keys, ids, counts)
-    first, count, found = cache.find(
-        np.concatenate([keys[::-1], np.array([12345, (5 << (64 - home_bits)) | 99], dtype=np.uint64)])
-    )
-    assert found.tolist() == [True] * len(keys) + [False, False]
-    assert count[: len(keys)].tolist() == counts[::-1].tolist()
-    for key_index, (start, size) in enumerate(zip(first[: len(keys)][::-1], count[: len(keys)][::-1], strict=True)):
-        expected = ids[int(counts[:key_index].sum()) : int(counts[: key_index + 1].sum())]
-        assert cache.pool[start : start + size].tolist() == expected.tolist()
-    cache.clear_if_full()
-    assert cache.find(keys)[2].all()  # 10 of 64 words: kept
-    more = np.arange(1000, 1060, dtype=np.uint64)
-    cache.add(more, np.zeros(0, dtype=np.int64), np.zeros(60, dtype=np.int64))
-    assert cache.words == 70
-    cache.clear_if_full()
-    assert cache.words == 0
-    assert not cache.find(keys)[2].any()
+def test_the_word_cache_holds_each_word_once_and_skips_long_words() -> None:
+    featurizer = TfidfFeaturizer.fit(["the cat sat on the mat"], TfidfConfig(char_min_df=1))
+    kernel = index_of(featurizer).kernel
+    kernel.hits(["the cat sat on the mat", "the cat", "x" * 49])
+    assert kernel.cached_words == 5  # the, cat, sat, on, mat; a word of 49 characters is not held
+    kernel.hits(["x" * 48])
+    assert kernel.cached_words == 6
+
+
+def test_scores_equal_the_sparse_product() -> None:
+    corpus = ["the cat sat", "the dog sat down", "a cat and a dog", "dogs dogs dogs", *AWKWARD]
+    featurizer = TfidfFeaturizer.fit(corpus, TfidfConfig(char_min_df=1))
+    texts = ["the cat sat on the dog", "unknown", "dogs and cats", "", "!!", "dogs dogs dogs dogs", *AWKWARD]
+    coef = np.random.default_rng(0).standard_normal((featurizer.n_features, 19)).astype(np.float32)
+    expected = reference_scores(featurizer, texts, coef)
+    got = featurizer.scores(texts, coef)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    # The float32 product the engine used before the kernel is itself off by float32 rounding (here 2.6e-6; up to
+    # 4.2e-6 on banking77's test texts with a trained model): the kernel sums in float64.
+    parts = featurizer.rows(texts, np.float32)
+    matrix = sparse.csr_matrix((parts.values, parts.indices, parts.indptr), shape=(len(texts), featurizer.n_features))
+    np.testing.assert_allclose(got, np.asarray(matrix @ coef, dtype=np.float64), rtol=0, atol=1e-5)
+    # A text scores the same, to the bit, alone and in a batch.
+    np.testing.assert_array_equal(np.vstack([featurizer.scores([t], coef) for t in texts]), got)
+    assert featurizer.scores([], coef).shape == (0, 19)
 
 
 def test_rows_are_the_tfidf_of_the_reference_ids() -> None:
@@ -146,5 +179,97 @@ def test_rows_are_the_tfidf_of_the_reference_ids() -> None:
 def test_an_empty_vocabulary_or_batch_finds_nothing() -> None:
     empty = NgramIndex([], [], word_ngrams=2, char_ngrams=(2, 5))
     assert len(empty.lookup(["some text"]).ids) == 0
+    assert empty.scores(["some text"], np.zeros(0), np.zeros((0, 3), dtype=np.float32)).tolist() == [[0.0] * 3]
     featurizer = TfidfFeaturizer.fit(["the cat"], TfidfConfig(char_min_df=1))
     assert len(featurizer._index.lookup([]).rows) == 0
+
+
+def test_threads_sharing_an_index_get_what_one_thread_gets() -> None:
+    corpus = [f"word{i % 97} other{i % 13} the cat sat {i}" for i in range(300)]
+    featurizer = TfidfFeaturizer.fit(corpus, TfidfConfig())
+    coef = np.random.default_rng(1).standard_normal((featurizer.n_features, 7)).astype(np.float32)
+    batches = [[f"{corpus[(b * 7 + i) % 300]} new{b}x{i}" for i in range(1 + b % 20)] for b in range(400)]
+    expected = [reference_scores(featurizer, batch, coef) for batch in batches]
+    shared = index_of(featurizer, cache_words=50)  # small: the cache empties often while the threads run
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda batch: shared.scores(batch, featurizer.idf, coef), batches))
+        hits = list(pool.map(lambda batch: hits_of(shared, batch), batches))
+    for batch, a, b, found in zip(batches, got, expected, hits, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+        assert found == hits_by_reference(featurizer, batch)
+
+
+def _kernel_index(featurizer: TfidfFeaturizer) -> _kernel.Index:
+    return index_of(featurizer).kernel
+
+
+def test_bad_arguments_raise_instead_of_crashing() -> None:
+    featurizer = TfidfFeaturizer.fit(["the cat sat", "a dog"], TfidfConfig(char_min_df=1))
+    kernel = _kernel_index(featurizer)
+    n = featurizer.n_features
+    idf, coef, out = featurizer.idf, np.ones((n, 3), dtype=np.float32), np.zeros((2, 3))
+    texts = ["the cat", "a dog"]
+    kernel.scores(texts, idf, coef, out)  # the good call
+    bad: list[tuple[type[Exception], dict[str, Any]]] = [
+        (TypeError, {"idf": idf.astype(np.float32)}),
+        (ValueError, {"idf": idf[:-1]}),
+        (TypeError, {"idf": idf[::2]}),  # not contiguous
+        (TypeError, {"idf": "not an array"}),
+        (TypeError, {"coef": coef.astype(np.float64)}),
+        (TypeError, {"coef": np.asfortranarray(np.ones((n, 3), dtype=np.float32))}),
+        (ValueError, {"coef": np.ones(n * 3, dtype=np.float32)}),
+        (ValueError, {"coef": np.ones((n + 1, 3), dtype=np.float32)}),
+        (ValueError, {"out": np.zeros((3, 3))}),
+        (ValueError, {"out": np.zeros((2, 4))}),
+        (TypeError, {"out": np.zeros((2, 3), dtype=np.float32)}),
+        (TypeError, {"out": np.zeros((2, 3)).view(np.int64)}),
+        (TypeError, {"out": np.frombuffer(bytes(48), dtype=np.float64).reshape(2, 3)}),  # read-only
+        (TypeError, {"texts": ["fine", b"bytes"]}),
+        (TypeError, {"texts": 42}),
+    ]
+    for error, change in bad:
+        args = {"texts": texts, "idf": idf, "coef": coef, "out": out, **change}
+        with pytest.raises(error):
+            kernel.scores(**args)
+    with pytest.raises(TypeError):
+        kernel.hits(["fine", None])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        kernel.hits(None)  # type: ignore[arg-type]
+    out[:] = 0.0
+    kernel.scores(texts, idf, coef, out)  # still fine afterwards
+    np.testing.assert_allclose(out, featurizer.scores(texts, coef))
+
+
+def test_a_bad_vocabulary_is_refused() -> None:
+    hashes = np.array([1, 2, 3], dtype=np.uint64)
+    ids = np.array([2, 0, 1], dtype=np.int64)
+    _kernel.Index(hashes, ids, 1, 2, (2, 5), 10)
+    refused: list[tuple[type[Exception], tuple[Any, ...]]] = [
+        (ValueError, (hashes[::-1].copy(), ids, 1, 2, (2, 5), 10)),  # not sorted
+        (ValueError, (hashes, np.array([0, 0, 1], dtype=np.int64), 1, 2, (2, 5), 10)),  # not a permutation
+        (ValueError, (hashes, np.array([0, 1, 3], dtype=np.int64), 1, 2, (2, 5), 10)),
+        (ValueError, (hashes, ids[:2], 1, 2, (2, 5), 10)),
+        (ValueError, (hashes, ids, 4, 2, (2, 5), 10)),  # more word grams than grams
+        (ValueError, (hashes, ids, 1, 0, (2, 5), 10)),
+        (ValueError, (hashes, ids, 1, 2, (3, 2), 10)),
+        (ValueError, (hashes, ids, 1, 2, (0, 2), 10)),
+        (ValueError, (hashes, ids, 1, 2, (2, 5), 0)),
+        (TypeError, (hashes.astype(np.int64), ids, 1, 2, (2, 5), 10)),
+        (TypeError, (hashes, ids.astype(np.int32), 1, 2, (2, 5), 10)),
+        (TypeError, (list(hashes), ids, 1, 2, (2, 5), 10)),
+    ]
+    for error, args in refused:
+        with pytest.raises(error):
+            _kernel.Index(*args)
+    index = _kernel.Index.__new__(_kernel.Index)  # never initialized
+    with pytest.raises(RuntimeError):
+        index.hits(["text"])
+    with pytest.raises(ValueError):
+        index.__init__(hashes[::-1].copy(), ids, 1, 2, (2, 5), 10)  # type: ignore[misc]
+    with pytest.raises(RuntimeError):
+        index.hits(["text"])  # a failed __init__ leaves it unusable, not half-built
+    with pytest.raises(RuntimeError):
+        index.scores(["text"], np.zeros(0), np.zeros((0, 1), dtype=np.float32), np.zeros((1, 1)))
+    ready = _kernel.Index(hashes, ids, 1, 2, (2, 5), 10)
+    with pytest.raises(RuntimeError):
+        ready.__init__(hashes, ids, 1, 2, (2, 5), 10)  # type: ignore[misc]
