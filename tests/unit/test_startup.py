@@ -1,4 +1,5 @@
-"""What start-up avoids: modules a server without Redis never needs, and collections while the app is imported."""
+"""What start-up avoids: modules a server never needs (redis-py without Redis, scipy), and collections while the app
+is imported."""
 
 from __future__ import annotations
 
@@ -32,3 +33,21 @@ def test_the_collector_is_paused_only_inside_the_block() -> None:
         assert not gc.isenabled()  # a caller that had it off keeps it off
     finally:
         gc.enable()
+
+
+def test_serving_a_linear_model_never_imports_scipy(tmp_path: Path) -> None:
+    from labelwise.domain import LabeledTexts
+    from labelwise.engines.linear import LinearEngine
+
+    texts = [f"{word} order number {i}" for i, word in enumerate(["refund", "parcel"] * 10)]
+    data = LabeledTexts(texts, [(t.split()[0],) for t in texts])
+    engine = LinearEngine(c_grid=(1.0,)).fit(data, data)
+    engine.save(tmp_path)
+    code = (
+        "import sys; from pathlib import Path; import labelwise.api.app; "
+        "from labelwise.engines.linear import LinearEngine; "
+        f"LinearEngine.load(Path({str(tmp_path)!r})).predict_proba(['a refund please', 'where is my parcel']); "
+        "print(sorted(m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

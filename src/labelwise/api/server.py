@@ -106,7 +106,7 @@ def _supervise(host: str, port: int, count: int, options: dict[str, Any]) -> Non
     port = reserved.getsockname()[1]
     if sys.platform == "linux":
         # Fork from a parent that has imported the app once (`serve` did): a worker starts in a fraction of a
-        # second instead of importing FastAPI, SQLAlchemy, NumPy and SciPy itself (about 2 s each, both at once on
+        # second instead of importing FastAPI, SQLAlchemy and NumPy itself (about 2 s each, both at once on
         # 2 cores). The parent runs no threads and holds no connections at this point, which makes fork safe.
         context = multiprocessing.get_context("fork")
         gc.freeze()  # imported modules stay shared with the workers instead of being copied when collected

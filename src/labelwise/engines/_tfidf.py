@@ -15,13 +15,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import sparse
 
 from labelwise.engines._ngram_index import HashedVocabulary, NgramIndex, char_grams, word_grams
+
+if TYPE_CHECKING:  # serving never builds a sparse matrix, so a server does not import scipy (0.2 s of start-up)
+    from scipy import sparse
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -184,6 +186,8 @@ class TfidfFeaturizer:
 
     def transform(self, texts: Sequence[str], dtype: type[np.floating[Any]] = np.float64) -> sparse.csr_matrix:
         """A CSR matrix with one L2-normalized TF-IDF row per text."""
+        from scipy import sparse
+
         parts = self.rows(texts, dtype)
         return sparse.csr_matrix((parts.values, parts.indices, parts.indptr), shape=(len(texts), self.n_features))
 
