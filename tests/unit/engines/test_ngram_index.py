@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import sparse
 
 from labelwise.engines import _kernel
@@ -100,6 +102,24 @@ def test_awkward_text_gives_the_same_grams_as_the_definition(config: TfidfConfig
     for row, text in enumerate(texts):  # one by one
         found = Counter({(row, j): n for (_, j), n in hits_of(index, [text]).items()})
         assert found == Counter({key: n for key, n in expected.items() if key[0] == row}), text
+
+
+_PROPERTY_FEATURIZER = TfidfFeaturizer.fit(
+    [*AWKWARD, "the cat sat on the mat", "a b c", "ab ba aab abba"], TfidfConfig(char_min_df=1)
+)
+_PROPERTY_INDEX = index_of(_PROPERTY_FEATURIZER, cache_words=8)  # small: the cache also fills and empties
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(
+        # Mostly characters the vocabulary knows, some that lower to two, whitespace of every kind, surrogates.
+        st.text(alphabet=st.sampled_from(list("abcthe mİΣß_ \t\n\u00a0\u3000\u2028\x00😀²٣.?\ud800")), max_size=60),
+        max_size=6,
+    )
+)
+def test_any_text_gives_the_same_grams_as_the_definition(texts: list[str]) -> None:
+    assert hits_of(_PROPERTY_INDEX, texts) == hits_by_reference(_PROPERTY_FEATURIZER, texts)
 
 
 @pytest.mark.parametrize("dataset", ["banking77", "sst2", "emotion", "sms_spam", "goemotions", "trec", "clinc150"])
