@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=0, ge=0, description="0 means one per core")
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio",
+        description="the workers' event loop; asyncio's measured a far shorter tail under load (bench/README.md)",
+    )
     default_model: str | None = None
     max_text_chars: int = Field(default=10_000, ge=1)
     max_batch_texts: int = Field(default=512, ge=1)

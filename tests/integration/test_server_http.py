@@ -163,18 +163,25 @@ def test_concurrent_http_requests_are_coalesced(settings: Settings, fx: Fixture)
     assert max(KeywordEngine.calls) >= 8, KeywordEngine.calls
 
 
-def test_serve_with_two_workers_migrates_once_and_becomes_ready(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_serve_with_two_workers_migrates_once_and_becomes_ready(tmp_path: Path, loop: str) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWISE_")}
     env |= {"LABELWISE_DATA_DIR": str(tmp_path / "data"), "LABELWISE_PORT": str(port), "LABELWISE_LOG_LEVEL": "INFO"}
+    if loop != "asyncio":  # asyncio's is the default
+        env["LABELWISE_EVENT_LOOP"] = loop
     code = "from labelwise.api.server import serve; from labelwise.config import Settings; serve(Settings(), workers=2)"
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: http_status(f"http://127.0.0.1:{port}/ready") == 200, timeout=30)
         assert (tmp_path / "data" / "labelwise.db").exists()
         assert httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 401
+        if Path("/proc/self/maps").exists():  # Linux: is uvloop's extension mapped into the workers?
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            mapped = ["/uvloop/" in Path(f"/proc/{pid}/maps").read_text() for pid in children]
+            assert mapped == [loop == "uvloop"] * 2
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
