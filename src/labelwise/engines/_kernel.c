@@ -5,9 +5,10 @@
    space that grows to the longest text. `hits` returns every vocabulary gram occurrence of a batch (for `rows`);
    `scores` goes from texts to raw class scores (TF-IDF row @ coef) without building a sparse matrix.
 
-   The hashes are bit-identical to the NumPy recipe that hashes the vocabulary ("splitmix-poly64-v1"): a span of
-   code points c_0..c_{n-1} (whitespace as a space) hashes to mix(sum mix(c_i) * B**i + n * LENGTH) modulo 2**64;
-   a word n-gram chains its tokens' hashes through combine(); character grams are salted.
+   One recipe ("splitmix-poly64-v1", `_ngram_index.HASH_RECIPE`) hashes the vocabulary (`vocabulary_hashes`, once
+   per model; saved with it) and every text scanned: a span of code points c_0..c_{n-1} (whitespace as a space)
+   hashes to mix(sum mix(c_i) * B**i + n * LENGTH) modulo 2**64; a word n-gram chains its tokens' hashes through
+   combine(); character grams are salted.
 
    Every call holds the GIL from start to end and runs no Python code in between (no object is created before the
    output), so the cache and scratch space of an index are never used by two threads at once. */
@@ -716,9 +717,78 @@ static PyTypeObject IndexType = {
     .tp_getset = Index_getset,
 };
 
+/* Vocabulary hashes ------------------------------------------------------------------------------------- */
+
+/* The hash of text[start, end) (whitespace as a space), equal to the same characters' span inside a scanned text. */
+static uint64_t hash_span(int kind, const void *data, Py_ssize_t start, Py_ssize_t end) {
+    uint64_t raw = 0, power = 1;
+    for (Py_ssize_t i = start; i < end; i++, power *= BASE) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        raw += (c < 128 ? ascii_mix[c] : Py_UNICODE_ISSPACE(c) ? mix_space : mix(c)) * power;
+    }
+    return mix(raw + (uint64_t)(end - start) * LENGTH);
+}
+
+/* A word gram ("what", "<s> what is"): its space-separated tokens' hashes chained by combine(), as `scan` chains
+   the tokens of a text. */
+static uint64_t hash_word_gram(PyObject *gram) {
+    int kind = PyUnicode_KIND(gram);
+    const void *data = PyUnicode_DATA(gram);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(gram);
+    uint64_t hash = 0;
+    int tokens = 0;
+    for (Py_ssize_t i = 0; i < length;) {
+        if (Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = i;
+        while (i < length && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
+        uint64_t token = hash_span(kind, data, start, i);
+        hash = tokens++ ? combine(hash, token) : token;
+    }
+    return tokens ? hash : hash_span(kind, data, 0, 0);
+}
+
+static PyObject *vocabulary_hashes(PyObject *module, PyObject *args) {
+    PyObject *words_object, *chars_object;
+    if (!PyArg_ParseTuple(args, "OO:vocabulary_hashes", &words_object, &chars_object)) return NULL;
+    PyObject *words = get_texts(words_object);
+    if (words == NULL) return NULL;
+    PyObject *chars = get_texts(chars_object);
+    if (chars == NULL) {
+        Py_DECREF(words);
+        return NULL;
+    }
+    Py_ssize_t n_words = PySequence_Fast_GET_SIZE(words), n_chars = PySequence_Fast_GET_SIZE(chars);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (n_words + n_chars) * (Py_ssize_t)sizeof(uint64_t));
+    if (out != NULL) {
+        uint64_t *hashes = (uint64_t *)PyBytes_AS_STRING(out);
+        PyObject **items = PySequence_Fast_ITEMS(words);
+        for (Py_ssize_t i = 0; i < n_words; i++) hashes[i] = hash_word_gram(items[i]);
+        items = PySequence_Fast_ITEMS(chars);
+        for (Py_ssize_t i = 0; i < n_chars; i++) {
+            PyObject *gram = items[i];
+            hashes[n_words + i] =
+                hash_span(PyUnicode_KIND(gram), PyUnicode_DATA(gram), 0, PyUnicode_GET_LENGTH(gram)) ^ CHAR_SALT;
+        }
+    }
+    Py_DECREF(words);
+    Py_DECREF(chars);
+    return out;
+}
+
+static PyMethodDef kernel_functions[] = {
+    {"vocabulary_hashes", vocabulary_hashes, METH_VARARGS,
+     "vocabulary_hashes(word_grams, char_grams) -> bytes: the uint64 hash of each gram, word grams first; character "
+     "grams salted, as a text's grams are hashed when it is scanned."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef kernel_module = {
     PyModuleDef_HEAD_INIT, .m_name = "labelwise.engines._kernel",
     .m_doc = "N-gram lookup and TF-IDF scoring for the linear engine (see _kernel.c).", .m_size = -1,
+    .m_methods = kernel_functions,
 };
 
 PyMODINIT_FUNC PyInit__kernel(void) {

@@ -32,3 +32,6 @@ class Index:
     ) -> None:
         """Fill `out[i]` with the TF-IDF row of the lowered `texts[i]` times `coef` (n_features x n_classes)."""
     def clear_cache(self) -> None: ...
+
+def vocabulary_hashes(word_grams: Sequence[str], char_grams: Sequence[str], /) -> bytes:
+    """The uint64 hash (native order) of each word gram, then of each character gram (salted)."""

@@ -1,15 +1,13 @@
 """The n-gram features of `_tfidf` (`word_grams`, `char_grams`) and the index that finds them in texts.
 
-Each gram is identified by a 64-bit hash; the C kernel (`_kernel.c`) hashes a text's grams and probes the
-vocabulary's sorted hashes, text by text, with a per-word cache of character gram ids. This module hashes the
-vocabulary itself, with NumPy, by the same recipe (`HASH_RECIPE`), once per model (saved with it as
-`HashedVocabulary`):
+Each gram is identified by a 64-bit hash. The C kernel (`_kernel.c`) hashes the vocabulary once per model (saved
+with it as `HashedVocabulary`), and for every text hashes its grams by the same recipe (`HASH_RECIPE`) and probes
+the vocabulary's sorted hashes, with a per-word cache of character gram ids:
 
-- The grams are lowered, joined with a newline between them and at both ends, and turned into an array of code
-  points; every whitespace character becomes a space.
-- With prefix sums of `mix(code[k]) * B**k` (arithmetic modulo 2**64), the hash of any span of the array costs
-  two subtractions and a multiplication, for all spans at once: `mix(sum mix(c_i) * B**i + n * LENGTH)`.
-- A word n-gram is hashed from its tokens' hashes (`_combine`); character grams are salted.
+- A span of code points (every whitespace character as a space) hashes to `mix(sum mix(c_i) * B**i + n * LENGTH)`
+  modulo 2**64, with SplitMix64's finalizer as `mix`.
+- A word n-gram chains its tokens' hashes ("<s> what is": three tokens); character grams are salted, which keeps
+  the two blocks apart.
 
 Two different grams share a hash with probability about 2**-64 per pair; a collision would credit a gram's weight
 to another gram, never raise. The kernel's features equal the dictionary definition (`TfidfFeaturizer.ids`)
@@ -32,15 +30,6 @@ U64 = NDArray[np.uint64]
 I64 = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 
-_BASE = 0x9E3779B97F4A7C15  # odd, so it has an inverse modulo 2**64
-_BASE_INVERSE = pow(_BASE, -1, 1 << 64)
-_LENGTH = np.uint64(0xD6E8FEB86659FD93)
-_COMBINE = np.uint64(0xA0761D6478BD642F)
-_CHAR_SALT = np.uint64(0xE7037ED1A0B428DB)  # keeps the word block and the character block apart
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
-_SPACE = 32
 _CACHE_WORDS = 1 << 16
 
 
@@ -101,119 +90,9 @@ class GramHits(NamedTuple):
     ids: I64
 
 
-def _mix(x: U64) -> U64:
-    """SplitMix64's finalizer: spreads every input bit over the whole word (wraps modulo 2**64)."""
-    x = (x ^ (x >> _S30)) * _M1
-    x = (x ^ (x >> _S27)) * _M2
-    return x ^ (x >> _S31)
-
-
-# B**k and B**-k modulo 2**64 for k below a size that grows on demand. The pair is replaced as one tuple, so a
-# thread never sees a new `up` beside an old, shorter `down`.
-_POWERS: list[tuple[U64, U64]] = [(np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))]
-
-
-def _cumprod_power(base: int, size: int) -> U64:
-    out = np.empty(size, dtype=np.uint64)
-    out[0] = 1
-    if size > 1:
-        out[1:] = np.cumprod(np.full(size - 1, base, dtype=np.uint64))
-    return out
-
-
-def _powers(size: int) -> tuple[U64, U64]:
-    up, down = _POWERS[0]
-    if len(up) < size:
-        size = max(size, 2 * len(up), 1024)
-        up, down = _cumprod_power(_BASE, size), _cumprod_power(_BASE_INVERSE, size)
-        _POWERS[0] = (up, down)
-    return up, down
-
-
-class _Codes(NamedTuple):
-    """Strings as hashable spans: prefix hashes, whitespace mask, where each string begins."""
-
-    prefix: U64  # prefix[i]: hash sum of the first i code points
-    is_space: NDArray[np.bool_]
-    starts: I64  # where each string begins in the code array
-
-
-_ASCII_SPACE = np.array([chr(c).isspace() for c in range(128)], dtype=np.bool_)
-
-
-def _classify_space(codes: NDArray[np.uint32]) -> NDArray[np.bool_]:
-    """Per code point: is it whitespace (as `str.split` sees it)."""
-    ascii_ = codes < 128
-    is_space = _ASCII_SPACE[np.where(ascii_, codes, 0)]
-    if not ascii_.all():
-        where = np.flatnonzero(~ascii_)
-        distinct, inverse = np.unique(codes[where], return_inverse=True)
-        is_space[where] = np.array([chr(int(c)).isspace() for c in distinct], dtype=np.bool_)[inverse]
-    return is_space
-
-
-def _encode(strings: Sequence[str]) -> _Codes:
-    """Join strings with newlines (also before the first and after the last) into hashable code points."""
-    joined = "\n" + "\n".join(strings) + "\n"
-    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    is_space = _classify_space(codes)
-    normalized = np.where(is_space, np.uint32(_SPACE), codes).astype(np.uint64)
-    up, _ = _powers(len(codes) + 1)
-    prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
-    np.cumsum(_mix(normalized) * up[: len(codes)], out=prefix[1:])
-    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)) + 1
-    starts = np.cumsum(lengths) - lengths + 1
-    return _Codes(prefix, is_space, starts)
-
-
-def _span_hashes(prefix: U64, start: I64, length: I64) -> U64:
-    """Hash of each span `[start, start + length)`: the same value wherever the same characters occur."""
-    _, down = _powers(len(prefix))
-    raw = (prefix[start + length] - prefix[start]) * down[start]
-    return _mix(raw + length.astype(np.uint64) * _LENGTH)
-
-
-def _combine(left: U64, right: U64) -> U64:
-    return _mix(left * _COMBINE + right)
-
-
-def _runs(mask: NDArray[np.bool_]) -> tuple[I64, I64]:
-    """Start and end (exclusive) of every maximal run of True in `mask` (whose first and last items are False)."""
-    edges = np.flatnonzero(mask[1:] != mask[:-1]) + 1
-    return edges[0::2].astype(np.int64), edges[1::2].astype(np.int64)
-
-
-def _hash_strings(strings: Sequence[str]) -> U64:
-    """The span hash of each whole string (as the same characters would hash inside a text)."""
-    if not strings:
-        return np.zeros(0, dtype=np.uint64)
-    codes = _encode(strings)
-    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
-    return _span_hashes(codes.prefix, codes.starts, lengths)
-
-
-def _vocab_word_hashes(vocab: Sequence[str]) -> U64:
-    """Hash each word gram ("what", "<s> what", "what is") from its space-separated tokens, vectorized."""
-    if not vocab:
-        return np.zeros(0, dtype=np.uint64)
-    codes = _encode(vocab)
-    newline = np.zeros(len(codes.is_space), dtype=np.bool_)
-    newline[codes.starts - 1] = True  # the newline before each gram
-    start, end = _runs(~codes.is_space)
-    gram = np.cumsum(newline)[start] - 1
-    token_hashes = _span_hashes(codes.prefix, start, end - start)
-    sizes = np.bincount(gram, minlength=len(vocab)).astype(np.int64)
-    first = np.cumsum(sizes) - sizes
-    out: U64 = token_hashes[first]
-    for j in range(1, int(sizes.max(initial=1))):
-        longer = sizes > j
-        out[longer] = _combine(out[longer], token_hashes[first[longer] + j])
-    return out
-
-
 def hash_vocabulary(word_vocab: Sequence[str], char_vocab: Sequence[str]) -> HashedVocabulary:
     """The sorted gram hashes of a vocabulary (word grams, then character grams) and the feature id of each."""
-    hashes = np.concatenate([_vocab_word_hashes(word_vocab), _hash_strings(char_vocab) ^ _CHAR_SALT])
+    hashes = np.frombuffer(_kernel.vocabulary_hashes(word_vocab, char_vocab), dtype=np.uint64)
     order = np.argsort(hashes, kind="stable")
     return HashedVocabulary(hashes[order], order.astype(np.int64))
 

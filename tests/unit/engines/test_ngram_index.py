@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from labelwise.engines import _kernel
-from labelwise.engines._ngram_index import HASH_RECIPE, NgramIndex, _hash_strings, hash_vocabulary
+from labelwise.engines._ngram_index import HASH_RECIPE, NgramIndex, hash_vocabulary
 from labelwise.engines._tfidf import TfidfConfig, TfidfFeaturizer
 
 AWKWARD = [
@@ -71,11 +71,14 @@ def test_the_kernel_extension_is_built() -> None:
 def test_the_hash_recipe_is_pinned() -> None:
     # Saved models hold these hashes (`gram_hashes.npy`): a change here needs a new HASH_RECIPE.
     assert HASH_RECIPE == "splitmix-poly64-v1"
-    assert [hex(int(h)) for h in _hash_strings(["<s>", "what", "é\ud800", " ab "])] == [
+    salt = 0xE7037ED1A0B428DB  # on character grams: unsalted, the hash of the same characters as one span
+    spans = np.frombuffer(_kernel.vocabulary_hashes([], ["<s>", "what", "é\ud800", " ab ", "a\u3000b"]), np.uint64)
+    assert [hex(int(h) ^ salt) for h in spans] == [
         "0x9f014425df0bb088",
         "0x5a651a1996f99a20",
         "0x5a01c176dfbb18af",
         "0xdc0bce38e7c1f622",
+        hex(int(np.frombuffer(_kernel.vocabulary_hashes([], ["a b"]), np.uint64)[0]) ^ salt),  # any space is " "
     ]
     hashed = hash_vocabulary(["what is", "what"], [" ab "])
     assert [hex(int(h)) for h in hashed.hashes] == ["0x3b08b0e94775def9", "0x5a651a1996f99a20", "0x8d8daae11ec6b875"]
