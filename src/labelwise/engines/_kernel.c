@@ -105,19 +105,29 @@ static int grow(void **array, size_t *capacity, size_t needed, size_t item) {
     return 0;
 }
 
+/* Arrays that share one capacity: each is resized to `size` items of its own width; on failure the ones already
+   resized keep their larger size (and the old capacity, which is still true of every one of them). */
+static int resize_all(size_t size, size_t count, void **arrays[], const size_t widths[]) {
+    for (size_t i = 0; i < count; i++) {
+        void *grown = PyMem_Realloc(*arrays[i], size * widths[i]);
+        if (grown == NULL) return PyErr_NoMemory(), -1;
+        *arrays[i] = grown;
+    }
+    return 0;
+}
+
+static size_t power_of_two_from(size_t n) {
+    size_t size = 256;
+    while (size < n) size *= 2;
+    return size;
+}
+
 static int reserve_chars(IndexObject *self, size_t n) {
     if (n + 2 <= self->chars_capacity) return 0;
-    size_t size = 256;
-    while (size < n + 2) size *= 2;
-    uint8_t *classes = PyMem_Realloc(self->classes, size);
-    if (classes == NULL) return PyErr_NoMemory(), -1;
-    self->classes = classes;
-    uint64_t *mixed = PyMem_Realloc(self->mixed, size * sizeof(uint64_t));
-    if (mixed == NULL) return PyErr_NoMemory(), -1;
-    self->mixed = mixed;
-    uint64_t *tokens = PyMem_Realloc(self->tokens, size * sizeof(uint64_t));
-    if (tokens == NULL) return PyErr_NoMemory(), -1;
-    self->tokens = tokens;
+    size_t size = power_of_two_from(n + 2);
+    void **arrays[] = {(void **)&self->classes, (void **)&self->mixed, (void **)&self->tokens};
+    const size_t widths[] = {sizeof(uint8_t), sizeof(uint64_t), sizeof(uint64_t)};
+    if (resize_all(size, 3, arrays, widths) < 0) return -1;
     self->chars_capacity = size;
     return 0;
 }
@@ -150,17 +160,10 @@ static void release_scratch(IndexObject *self) {
 
 static int reserve_distinct(IndexObject *self, size_t n) {
     if (n <= self->distinct_capacity) return 0;
-    size_t size = 256;
-    while (size < n) size *= 2;
-    int32_t *distinct = PyMem_Realloc(self->distinct, size * sizeof(int32_t));
-    if (distinct == NULL) return PyErr_NoMemory(), -1;
-    self->distinct = distinct;
-    uint32_t *counts = PyMem_Realloc(self->counts, size * sizeof(uint32_t));
-    if (counts == NULL) return PyErr_NoMemory(), -1;
-    self->counts = counts;
-    double *values = PyMem_Realloc(self->values, size * sizeof(double));
-    if (values == NULL) return PyErr_NoMemory(), -1;
-    self->values = values;
+    size_t size = power_of_two_from(n);
+    void **arrays[] = {(void **)&self->distinct, (void **)&self->counts, (void **)&self->values};
+    const size_t widths[] = {sizeof(int32_t), sizeof(uint32_t), sizeof(double)};
+    if (resize_all(size, 3, arrays, widths) < 0) return -1;
     self->distinct_capacity = size;
     return 0;
 }
