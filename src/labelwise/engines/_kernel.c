@@ -47,6 +47,16 @@ static uint64_t mix_space;
 #define WORD 1
 #define SPACE 2
 
+/* The hash of text[start, end) (whitespace as a space), equal to the same characters' span inside a scanned text. */
+static uint64_t hash_span(int kind, const void *data, Py_ssize_t start, Py_ssize_t end) {
+    uint64_t raw = 0, power = 1;
+    for (Py_ssize_t i = start; i < end; i++, power *= BASE) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        raw += (c < 128 ? ascii_mix[c] : Py_UNICODE_ISSPACE(c) ? mix_space : mix(c)) * power;
+    }
+    return mix(raw + (uint64_t)(end - start) * LENGTH);
+}
+
 typedef struct {
     uint64_t key;   /* span hash of the word */
     uint32_t first; /* offset of its ids in the pool */
@@ -448,11 +458,13 @@ static void Index_dealloc(IndexObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static uint64_t hash_ascii(const char *text) {
-    uint64_t raw = 0, power = 1;
-    size_t n = strlen(text);
-    for (size_t i = 0; i < n; i++, power *= BASE) raw += ascii_mix[(unsigned char)text[i]] * power;
-    return mix(raw + (uint64_t)n * LENGTH);
+/* The hash of a sentence marker ("<s>", "</s>"), a token of every text's word grams. */
+static int hash_marker(const char *marker, uint64_t *hash) {
+    PyObject *text = PyUnicode_FromString(marker);
+    if (text == NULL) return -1;
+    *hash = hash_span(PyUnicode_KIND(text), PyUnicode_DATA(text), 0, PyUnicode_GET_LENGTH(text));
+    Py_DECREF(text);
+    return 0;
 }
 
 static int bit_length(uint64_t x) {
@@ -542,8 +554,7 @@ static int Index_init(IndexObject *self, PyObject *args, PyObject *kwargs) {
     self->word_ngrams = word_ngrams;
     self->lo = lo;
     self->hi = hi;
-    self->bos = hash_ascii("<s>");
-    self->eos = hash_ascii("</s>");
+    if (hash_marker("<s>", &self->bos) < 0 || hash_marker("</s>", &self->eos) < 0) goto done;
     self->powers[0] = 1;
     for (int k = 1; k < hi; k++) self->powers[k] = self->powers[k - 1] * BASE;
     self->slot_mask = ((size_t)1 << slot_bits) - 1;
@@ -689,10 +700,6 @@ static PyObject *Index_cached_words(IndexObject *self, void *Py_UNUSED(closure))
     return PyLong_FromSsize_t(self->words);
 }
 
-static PyObject *Index_n_features(IndexObject *self, void *Py_UNUSED(closure)) {
-    return PyLong_FromSsize_t(self->n_features);
-}
-
 static PyMethodDef Index_methods[] = {
     {"hits", (PyCFunction)Index_hits, METH_O,
      "hits(texts) -> (rows, ids): int64 bytes, the text and feature id of every vocabulary gram occurrence."},
@@ -704,7 +711,6 @@ static PyMethodDef Index_methods[] = {
 
 static PyGetSetDef Index_getset[] = {
     {"cached_words", (getter)Index_cached_words, NULL, "Words whose character gram ids are cached.", NULL},
-    {"n_features", (getter)Index_n_features, NULL, "Vocabulary size.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -721,16 +727,6 @@ static PyTypeObject IndexType = {
 };
 
 /* Vocabulary hashes ------------------------------------------------------------------------------------- */
-
-/* The hash of text[start, end) (whitespace as a space), equal to the same characters' span inside a scanned text. */
-static uint64_t hash_span(int kind, const void *data, Py_ssize_t start, Py_ssize_t end) {
-    uint64_t raw = 0, power = 1;
-    for (Py_ssize_t i = start; i < end; i++, power *= BASE) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        raw += (c < 128 ? ascii_mix[c] : Py_UNICODE_ISSPACE(c) ? mix_space : mix(c)) * power;
-    }
-    return mix(raw + (uint64_t)(end - start) * LENGTH);
-}
 
 /* A word gram ("what", "<s> what is"): its space-separated tokens' hashes chained by combine(), as `scan` chains
    the tokens of a text. */
