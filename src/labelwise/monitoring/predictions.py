@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from labelwise.domain import Prediction
 from labelwise.monitoring.metrics import PREDICTION_LOG_SKIPPED
-from labelwise.services.periodic import Periodic
+from labelwise.periodic import Periodic
 from labelwise.storage.monitoring import LoggedPrediction, PredictionLogRepository
 
 logger = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from labelwise.errors import Forbidden, InvalidRequest
+from labelwise.periodic import Periodic
 from labelwise.services.keys import Principal, Scope, split_key
-from labelwise.services.periodic import Periodic
 from labelwise.storage.repositories import UsageEntry, UsageRepository
 
 logger = logging.getLogger(__name__)
