@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -32,7 +33,8 @@ from labelwise.api.routes import usage as usage_routes
 from labelwise.api.routes import vllm as vllm_routes
 from labelwise.config import Settings
 from labelwise.domain import ModelVersion
-from labelwise.encoder import EncoderBatcher, configure_encoder, get_encoder
+from labelwise.encoder import EncoderBatcher, LazyEncoder
+from labelwise.engines.zeroshot import ZeroShotEngine
 from labelwise.inference.cache import PredictionCache
 from labelwise.inference.manager import BatchingConfig, ModelManager
 from labelwise.monitoring.drift import DriftService
@@ -43,7 +45,7 @@ from labelwise.registry.store import ModelStore
 from labelwise.services.classify import ClassifyLimits, ClassifyService
 from labelwise.services.compat import CompatService
 from labelwise.services.credits import Billing, CreditService, PriceList
-from labelwise.services.embeddings import EmbeddingService, LazyEncoder
+from labelwise.services.embeddings import EmbeddingService
 from labelwise.services.idempotency import IdempotencyService
 from labelwise.services.job_worker import JobWorker
 from labelwise.services.jobs import JobConfig, JobService
@@ -112,11 +114,13 @@ def _jobs(
     key_repo: KeyRepository,
     model_repo: ModelRepository,
     idempotency: IdempotencyService,
+    encoder: LazyEncoder,
 ) -> job_routes.JobsApi:
     """The jobs service, with idempotency keys, and the embedded worker unless `embedded_worker` is off."""
     config = JobConfig.of(settings)
     prices = PriceList(settings.credit_prices, settings.credit_price_default)
-    service = JobService(JobRepository(db), key_repo, ModelStore(settings.models_dir, model_repo), prices, config)
+    store = ModelStore(settings.models_dir, model_repo, encoder=encoder)
+    service = JobService(JobRepository(db), key_repo, store, prices, config)
     worker = JobWorker(service, poll_seconds=settings.worker_poll_seconds) if settings.embedded_worker else None
     return job_routes.JobsApi(service, idempotency, settings.data_dir / "uploads", worker)
 
@@ -149,16 +153,20 @@ def _monitoring(settings: Settings, db: Database, manager: ModelManager) -> Moni
 
 
 def _encoder_services(
-    settings: Settings, classify_service: ClassifyService, billing: Billing
+    settings: Settings, classify_service: ClassifyService, billing: Billing, lazy: LazyEncoder
 ) -> tuple[EncoderBatcher, EmbeddingService, ZeroShotService]:
     """The encoder batcher (the encoder itself loads on first use) and the embedding and zero-shot services."""
-    configure_encoder(settings.encoder_dir or settings.data_dir / "encoder")
-    lazy = LazyEncoder()
     batcher = EncoderBatcher(lazy, max_queue_texts=settings.encoder_queue_texts)
     embeddings = EmbeddingService(
         batcher, lazy, max_inputs=settings.max_batch_texts, max_text_chars=settings.max_text_chars, billing=billing
     )
-    return batcher, embeddings, ZeroShotService(batcher, classify_service, cache_size=settings.zeroshot_cache_size)
+    zeroshot = ZeroShotService(
+        batcher,
+        classify_service,
+        build=partial(ZeroShotEngine.from_labels, encoder=lazy),
+        cache_size=settings.zeroshot_cache_size,
+    )
+    return batcher, embeddings, zeroshot
 
 
 def create_app(
@@ -171,13 +179,14 @@ def create_app(
     for why the default is inline). `key_cache_seconds` bounds how long a revoked key keeps working.
     """
     db = Database(settings.resolved_database_url())
+    encoder = LazyEncoder(settings.encoder_dir or settings.data_dir / "encoder")
     model_repo = ModelRepository(db)
     key_repo = KeyRepository(db)
     keys = KeyService(key_repo, default_credits=settings.default_credits)
     limiter, usage, billing = _limits_and_metering(settings, db, key_repo)
     executor = ThreadPoolExecutor(inference_threads, "labelwise-infer") if inference_threads > 0 else None
     manager = ModelManager(
-        ModelStore(settings.models_dir, model_repo),
+        ModelStore(settings.models_dir, model_repo, encoder=encoder),
         model_repo,
         poll_seconds=settings.model_poll_seconds,
         cache=PredictionCache(settings.cache_size),
@@ -202,9 +211,9 @@ def create_app(
         idempotency=IdempotencyService(IdempotencyRepository(db)),
     )
 
-    jobs = _jobs(settings, db, key_repo, model_repo, services.idempotency)
+    jobs = _jobs(settings, db, key_repo, model_repo, services.idempotency, encoder)
     monitoring = _monitoring(settings, db, manager)
-    encoder_batcher, embeddings, zeroshot = _encoder_services(settings, services.classify, billing)
+    encoder_batcher, embeddings, zeroshot = _encoder_services(settings, services.classify, billing, encoder)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -217,7 +226,7 @@ def create_app(
         monitoring.start()
         await encoder_batcher.start()
         if settings.preload_encoder:  # else loaded by the first request that needs it, so /ready does not wait
-            await asyncio.to_thread(get_encoder)
+            await asyncio.to_thread(encoder.encoder)
         try:
             yield
         finally:

@@ -29,11 +29,11 @@ class Context:
 
     @cached_property
     def store(self) -> ModelStore:
-        from labelwise.encoder.runtime import configure_encoder
+        from labelwise.encoder.runtime import LazyEncoder
 
-        # Encoder engines derive their quantized model once, inside the data directory.
-        configure_encoder(self.settings.data_dir / "encoder")
-        return ModelStore(self.settings.models_dir, ModelRepository(self.db))
+        # Encoder engines derive their quantized model once (first use), where the server keeps it too.
+        encoder = LazyEncoder(self.settings.encoder_dir or self.settings.data_dir / "encoder")
+        return ModelStore(self.settings.models_dir, ModelRepository(self.db), encoder=encoder)
 
     @cached_property
     def models(self) -> ModelService:

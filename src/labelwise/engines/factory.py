@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from labelwise.engines.base import Engine
+from labelwise.engines.base import Engine, TextEncoder
 from labelwise.errors import InvalidRequest
 
 _ENGINES: dict[str, str] = {
@@ -39,6 +39,9 @@ def engine_class(name: str) -> type[Engine]:
     return cls
 
 
-def create_engine(name: str, **params: Any) -> Engine:
-    """A new, unfitted engine with the given hyperparameters."""
-    return engine_class(name)(**params)
+def create_engine(name: str, *, encoder: TextEncoder | None = None, **params: Any) -> Engine:
+    """A new, unfitted engine with the given hyperparameters; `encoder` goes to engines that need one."""
+    cls = engine_class(name)
+    if cls.needs_encoder:
+        params["encoder"] = encoder
+    return cls(**params)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import shared_encoder
 
 from labelwise.domain import LabeledTexts, TaskType
 from labelwise.engines.auto import AutoEngine
@@ -24,11 +25,13 @@ from labelwise.engines.linear import LinearEngine
 from labelwise.engines.zeroshot import ZeroShotEngine
 from labelwise.errors import NotFittedError
 
+ENCODER = shared_encoder()
+
 ENGINES: dict[str, Callable[[], Engine]] = {
     "linear": lambda: LinearEngine(c_grid=(0.3, 1.0)),
-    "embedding": lambda: EmbeddingEngine(c_grid=(4.0, 16.0)),
-    "zeroshot": ZeroShotEngine,
-    "auto": AutoEngine,
+    "embedding": lambda: EmbeddingEngine(encoder=ENCODER, c_grid=(4.0, 16.0)),
+    "zeroshot": lambda: ZeroShotEngine(encoder=ENCODER),
+    "auto": lambda: AutoEngine(encoder=ENCODER),
 }
 
 TOPICS = {
@@ -115,7 +118,7 @@ def test_save_load_round_trip_gives_identical_probabilities(
 ) -> None:
     engine = fitted if which == "single" else fitted_multi
     engine.save(tmp_path)
-    loaded = type(engine).load(tmp_path)
+    loaded = type(engine).load(tmp_path, encoder=ENCODER)
     texts = [*single_label_data(20, 9).texts, "", "unseen words only zzz", "ÜNÏCÖDÉ 東京 🙂"]
     np.testing.assert_array_equal(loaded.predict_proba(texts), engine.predict_proba(texts))
     assert loaded.classes_ == engine.classes_
