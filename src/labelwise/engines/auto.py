@@ -220,7 +220,7 @@ class AutoEngine(HeadEngine):
         data = _Data(train, validation, targets, multi_label, self._encoder)
         if any(c != "linear" for c in self.candidates):
             step("embedding texts", 0.0)
-            vectors = self._require_encoder().encode([*train.texts, *val_texts])
+            vectors = self.encoder.encode([*train.texts, *val_texts])
             data.x_train, data.x_val = vectors[: len(train)], vectors[len(train) :]
         report: dict[str, dict[str, Any]] = {}
         for i, name in enumerate(self.candidates):
@@ -242,11 +242,6 @@ class AutoEngine(HeadEngine):
         }
         step("done", 1.0)
         return self
-
-    def _require_encoder(self) -> TextEncoder:
-        if self._encoder is None:
-            raise DataError("candidates: embedding and combined need a sentence encoder", param="candidates")
-        return self._encoder
 
     def _proba(self, texts: Sequence[str]) -> FloatArray:
         return self._chosen.predict_proba(texts)

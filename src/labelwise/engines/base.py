@@ -166,6 +166,14 @@ class HeadEngine(Engine):
     needs_validation: ClassVar[bool] = False
 
     fit_info_: dict[str, Any]
+    _encoder: TextEncoder | None = None
+
+    @property
+    def encoder(self) -> TextEncoder:
+        """The sentence encoder this engine was given; `ConfigError` when it needs one and was given none."""
+        if self._encoder is None:
+            raise ConfigError(f"the {self.name} engine needs a sentence encoder: pass encoder= when creating it")
+        return self._encoder
 
     def _targets(self, train: LabeledTexts, validation: LabeledTexts, multi_label: bool) -> Targets:
         """The data checks every engine makes before fitting (see `engines/targets.py`)."""
@@ -232,14 +240,6 @@ class EncoderEngine(HeadEngine):
 
     needs_encoder = True
     encoder_: dict[str, Any]
-    _encoder: TextEncoder | None
-
-    @property
-    def encoder(self) -> TextEncoder:
-        """The encoder this engine was given; `ConfigError` when it was built without one."""
-        if self._encoder is None:
-            raise ConfigError(f"the {self.name} engine needs a sentence encoder: pass encoder= when creating it")
-        return self._encoder
 
     def _record_encoder(self) -> None:
         self.encoder_ = {"model_id": self.encoder.model_id, "sha256": self.encoder.sha256}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 from labelwise.engines.base import Engine, TextEncoder
@@ -45,3 +46,9 @@ def create_engine(name: str, *, encoder: TextEncoder | None = None, **params: An
     if cls.needs_encoder:
         params["encoder"] = encoder
     return cls(**params)
+
+
+def load_engine(name: str, directory: Path, *, encoder: TextEncoder | None = None) -> Engine:
+    """The engine registered under `name`, read from `directory`; `encoder` goes to engines that need one."""
+    cls = engine_class(name)
+    return cls.load(directory, encoder=encoder) if cls.needs_encoder else cls.load(directory)

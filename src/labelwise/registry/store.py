@@ -24,7 +24,7 @@ import orjson
 
 from labelwise.domain import ModelVersion
 from labelwise.engines.base import Engine, TextEncoder
-from labelwise.engines.factory import engine_class
+from labelwise.engines.factory import load_engine
 from labelwise.errors import ConfigError, Conflict, InvalidRequest, ModelLoadError, ModelNotFound
 from labelwise.storage.repositories import ModelRepository
 
@@ -283,7 +283,7 @@ class ModelStore:
         """Verify and load a version's engine. Any failure is a `ModelLoadError`; nothing half-loaded escapes."""
         self.verify(record)
         try:
-            return engine_class(record.engine).load(self.directory(record) / "engine", encoder=self.encoder)
+            return load_engine(record.engine, self.directory(record) / "engine", encoder=self.encoder)
         except (ModelLoadError, ConfigError):
             raise
         except Exception as exc:
