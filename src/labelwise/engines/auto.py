@@ -33,11 +33,10 @@ from labelwise.engines.base import (
     ProgressCallback,
     Targets,
     TextEncoder,
-    silent,
 )
 from labelwise.engines.calibration import expected_calibration_error
 from labelwise.engines.embedding import EmbeddingEngine
-from labelwise.engines.head import HeadConfig, fit_head, load_head, save_head
+from labelwise.engines.head import HeadConfig, fit_head
 from labelwise.engines.linear import LinearEngine
 from labelwise.engines.targets import indicator
 from labelwise.errors import DataError
@@ -70,15 +69,8 @@ class CombinedEngine(EncoderEngine):
         self.refit = refit
         self.seed = seed
 
-    def fit(
-        self,
-        train: LabeledTexts,
-        validation: LabeledTexts,
-        *,
-        multi_label: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Self:
-        t = self._targets(train, validation, multi_label)
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
+        t = targets
         vectors = self.encoder.encode([*train.texts, *t.val_texts])
         return self.fit_vectors(
             train.texts,
@@ -142,16 +134,8 @@ class CombinedEngine(EncoderEngine):
         return self._head.proba(self._features(self._featurizer, texts, vectors))
 
     def save(self, directory: Path) -> None:
-        self.check_fitted()
-        meta = {
-            "task": self.task_.value,
-            "classes": self.classes_,
-            "encoder": self.encoder_,
-            "hyperparameters": self._hyperparameters(),
-            "head": save_head(self._head, directory),
-            "fit_info": self.fit_info_,
-        }
-        self._write_meta(directory, meta)
+        """Write `combined.json`, the head's arrays, and the TF-IDF vocabulary and weights."""
+        self._save_with_head(directory)
         vocabulary = self._featurizer.vocabulary_json()
         (directory / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=True), encoding="ascii")
         np.save(directory / "idf.npy", self._featurizer.idf, allow_pickle=False)
@@ -161,18 +145,10 @@ class CombinedEngine(EncoderEngine):
         from labelwise.engines._tfidf import TfidfFeaturizer
 
         with cls._loading(directory):
-            meta = cls._read_meta(directory)
-            engine = cls(**meta["hyperparameters"], encoder=encoder)
             vocabulary = json.loads((directory / "vocabulary.json").read_text(encoding="ascii"))
             featurizer = TfidfFeaturizer.from_json(vocabulary, np.load(directory / "idf.npy", allow_pickle=False))
-            classes = [str(c) for c in meta["classes"]]
-            n_features = featurizer.n_features + engine.encoder.dimensions
-            head = load_head(meta["head"], directory, n_features, len(classes))
-            recorded = dict(meta["encoder"])
-        engine._check_encoder(recorded, directory.name)
-        engine._featurizer, engine._head = featurizer, head
-        engine.classes_, engine.task_, engine.thresholds_ = classes, TaskType(meta["task"]), head.thresholds
-        engine.fit_info_ = dict(meta.get("fit_info") or {})
+        engine = cls._load_with_head(directory, encoder, lambda given: featurizer.n_features + given.dimensions)
+        engine._featurizer = featurizer
         return engine
 
     def _hyperparameters(self) -> dict[str, Any]:
@@ -202,22 +178,10 @@ class AutoEngine(HeadEngine):
         self.candidates = tuple(candidates)
         self.seed = seed
 
-    def fit(
-        self,
-        train: LabeledTexts,
-        validation: LabeledTexts,
-        *,
-        multi_label: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
         """Fit every candidate without refitting, score them on `validation`, refit the winner."""
-        step = progress or silent
-        unknown = [c for c in self.candidates if c not in CANDIDATES]
-        if unknown or not self.candidates:
-            raise DataError(f"candidates: choose among {', '.join(CANDIDATES)}", param="candidates")
-        targets = self._targets(train, validation, multi_label)
         task, val_texts, y_val = targets.task, targets.val_texts, targets.y_val
-        data = _Data(train, validation, targets, multi_label, self._encoder)
+        data = _Data(train, validation, targets, self._encoder)
         if any(c != "linear" for c in self.candidates):
             step("embedding texts", 0.0)
             vectors = self.encoder.encode([*train.texts, *val_texts])
@@ -242,6 +206,11 @@ class AutoEngine(HeadEngine):
         }
         step("done", 1.0)
         return self
+
+    def _check_hyperparameters(self) -> None:
+        unknown = [c for c in self.candidates if c not in CANDIDATES]
+        if unknown or not self.candidates:
+            raise DataError(f"candidates: choose among {', '.join(CANDIDATES)}", param="candidates")
 
     def _proba(self, texts: Sequence[str]) -> FloatArray:
         return self._chosen.predict_proba(texts)
@@ -287,13 +256,12 @@ class _Data:
         train: LabeledTexts,
         validation: LabeledTexts,
         targets: Targets,
-        multi_label: bool,
         encoder: TextEncoder | None,
     ) -> None:
         self.train, self.validation, self.val_texts = train, validation, targets.val_texts
         self.y_train, self.y_val = targets.y_train, targets.y_val
         self.classes, self.task = targets.classes, targets.task
-        self.multi_label, self.encoder = multi_label, encoder
+        self.multi_label, self.encoder = targets.task is TaskType.MULTI_LABEL, encoder
         self.x_train: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self.x_val: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
 

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from labelwise.domain import LabeledTexts, LabelScore, Prediction, TaskType
 from labelwise.encoder.windows import LongText
+from labelwise.engines.head import Head, load_head, save_head
 from labelwise.engines.targets import BoolArray, classes_of, indicator, task_of, validation_rows
 from labelwise.errors import ConfigError, ModelLoadError, NotFittedError
 
@@ -175,12 +176,29 @@ class HeadEngine(Engine):
             raise ConfigError(f"the {self.name} engine needs a sentence encoder: pass encoder= when creating it")
         return self._encoder
 
-    def _targets(self, train: LabeledTexts, validation: LabeledTexts, multi_label: bool) -> Targets:
-        """The data checks every engine makes before fitting (see `engines/targets.py`)."""
+    def fit(
+        self,
+        train: LabeledTexts,
+        validation: LabeledTexts,
+        *,
+        multi_label: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Self:
+        """Check the hyperparameters, then the data (the same checks and messages for every engine, see
+        `engines/targets.py`), then let the engine fit its features and head from the checked targets."""
+        self._check_hyperparameters()
         task = task_of(multi_label)
         classes = classes_of(train, task)
         val_texts, y_val = validation_rows(validation, classes, task, required=self.needs_validation)
-        return Targets(task, classes, indicator(train.labels, classes), val_texts, y_val)
+        targets = Targets(task, classes, indicator(train.labels, classes), val_texts, y_val)
+        return self._fit(train, validation, targets, progress or silent)
+
+    def _check_hyperparameters(self) -> None:
+        """`DataError` naming the hyperparameter that cannot work (run before any data is looked at)."""
+
+    @abstractmethod
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
+        """Learn from checked data: `targets` holds the label set, the task and the usable validation rows."""
 
     def predict_proba(self, texts: Sequence[str]) -> FloatArray:
         """Calibrated scores, one row per text, one column per entry of `classes_`."""
@@ -240,6 +258,37 @@ class EncoderEngine(HeadEngine):
 
     needs_encoder = True
     encoder_: dict[str, Any]
+    _head: Head
+
+    def _save_with_head(self, directory: Path) -> None:
+        """Write the metadata file and the head's arrays, in the layout of the embedding and combined engines."""
+        self.check_fitted()
+        meta = {
+            "task": self.task_.value,
+            "classes": self.classes_,
+            "encoder": self.encoder_,
+            "hyperparameters": self._hyperparameters(),
+            "head": save_head(self._head, directory),
+            "fit_info": self.fit_info_,
+        }
+        self._write_meta(directory, meta)
+
+    @classmethod
+    def _load_with_head(
+        cls, directory: Path, encoder: TextEncoder | None, n_features: Callable[[TextEncoder], int]
+    ) -> Self:
+        """Read what `_save_with_head` wrote; `n_features(encoder)`: the width the head's weights must have."""
+        with cls._loading(directory):
+            meta = cls._read_meta(directory)
+            engine = cls(**{**meta["hyperparameters"], "encoder": encoder})
+            classes = [str(c) for c in meta["classes"]]
+            head = load_head(meta["head"], directory, n_features(engine.encoder), len(classes))
+            recorded = dict(meta["encoder"])
+        engine._check_encoder(recorded, directory.name)
+        engine._head = head
+        engine.classes_, engine.task_, engine.thresholds_ = classes, TaskType(meta["task"]), head.thresholds
+        engine.fit_info_ = dict(meta.get("fit_info") or {})
+        return engine
 
     def _record_encoder(self) -> None:
         self.encoder_ = {"model_id": self.encoder.model_id, "sha256": self.encoder.sha256}

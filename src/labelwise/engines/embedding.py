@@ -23,9 +23,9 @@ from numpy.typing import NDArray
 
 from labelwise.domain import LabeledTexts, TaskType
 from labelwise.encoder.windows import LONG_TEXT_CHOICES, LongText
-from labelwise.engines.base import EncoderEngine, FloatArray, ProgressCallback, TextEncoder, silent
+from labelwise.engines.base import EncoderEngine, FloatArray, ProgressCallback, Targets, TextEncoder, silent
 from labelwise.engines.calibration import METHODS
-from labelwise.engines.head import HeadConfig, check_calibration_methods, fit_head, load_head, save_head
+from labelwise.engines.head import HeadConfig, check_calibration_methods, fit_head
 from labelwise.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -62,12 +62,15 @@ class EmbeddingEngine(EncoderEngine):
         self.refit = refit
         self.seed = seed
 
-    def _head_config(self) -> HeadConfig:
+    def _check_hyperparameters(self) -> None:
         if not self.c_grid or min(self.c_grid) <= 0 or self.default_c <= 0:
             raise DataError("c_grid: give at least one positive C", param="c_grid")
         check_calibration_methods(self.calibration)
         if self.long_text not in LONG_TEXT_CHOICES:
             raise DataError(f"long_text: choose one of {', '.join(LONG_TEXT_CHOICES)}", param="long_text")
+
+    def _head_config(self) -> HeadConfig:
+        self._check_hyperparameters()  # fit_vectors (the auto engine) comes here without fit
         return HeadConfig(
             self.c_grid,
             self.default_c,
@@ -78,17 +81,8 @@ class EmbeddingEngine(EncoderEngine):
             self.refit,
         )
 
-    def fit(
-        self,
-        train: LabeledTexts,
-        validation: LabeledTexts,
-        *,
-        multi_label: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
         """Embed `train` and `validation`, then fit the head (C, calibration, thresholds as described above)."""
-        step = progress or silent
-        targets = self._targets(train, validation, multi_label)
         step("embedding texts", 0.0)
         vectors = self._encode([*train.texts, *targets.val_texts])
         return self.fit_vectors(
@@ -144,33 +138,12 @@ class EmbeddingEngine(EncoderEngine):
 
     def save(self, directory: Path) -> None:
         """Write `embedding.json`, `coef.npy` and `intercept.npy`."""
-        self.check_fitted()
-        meta = {
-            "task": self.task_.value,
-            "classes": self.classes_,
-            "encoder": self.encoder_,
-            "hyperparameters": self._hyperparameters(),
-            "head": save_head(self._head, directory),
-            "fit_info": self.fit_info_,
-        }
-        self._write_meta(directory, meta)
+        self._save_with_head(directory)
 
     @classmethod
     def load(cls, directory: Path, *, encoder: TextEncoder | None = None) -> Self:
         """Read a model written by `save`; `ModelLoadError` if files are bad or the encoder differs."""
-        with cls._loading(directory):
-            meta = cls._read_meta(directory)
-            engine = cls(**meta["hyperparameters"], encoder=encoder)
-            classes = [str(c) for c in meta["classes"]]
-            head = load_head(meta["head"], directory, engine.encoder.dimensions, len(classes))
-            recorded = dict(meta["encoder"])
-        engine._check_encoder(recorded, directory.name)
-        engine._head = head
-        engine.classes_ = classes
-        engine.task_ = TaskType(meta["task"])
-        engine.thresholds_ = head.thresholds
-        engine.fit_info_ = dict(meta.get("fit_info") or {})
-        return engine
+        return cls._load_with_head(directory, encoder, lambda given: given.dimensions)
 
     def _fitted_params(self) -> dict[str, Any]:
         return {**self.fit_info_, "encoder": self.encoder_}

@@ -29,7 +29,7 @@ from labelwise.domain import LabeledTexts, TaskType
 from labelwise.engines._linear_fit import average_precision_macro, train_linear
 from labelwise.engines._ngram_index import HASH_RECIPE, HashedVocabulary
 from labelwise.engines._tfidf import TfidfConfig, TfidfFeaturizer
-from labelwise.engines.base import FloatArray, HeadEngine, ProgressCallback, TextEncoder, silent
+from labelwise.engines.base import FloatArray, HeadEngine, ProgressCallback, Targets, TextEncoder
 from labelwise.engines.calibration import METHODS, select_calibrator
 from labelwise.engines.head import Head, calibrate, calibration_summary, check_calibration_methods, load_head, save_head
 from labelwise.errors import DataError
@@ -84,19 +84,9 @@ class LinearEngine(HeadEngine):
 
     # Fit ------------------------------------------------------------------------------------------------
 
-    def fit(
-        self,
-        train: LabeledTexts,
-        validation: LabeledTexts,
-        *,
-        multi_label: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
         """Learn features and weights from `train`; choose C, calibration and thresholds on `validation`."""
-        self._check_hyperparameters()
         started = time.perf_counter()
-        step = progress or silent
-        targets = self._targets(train, validation, multi_label)
         task, classes, y_train, val_texts, y_val = (
             targets.task,
             targets.classes,

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from labelwise.domain import LabeledTexts, TaskType
 from labelwise.encoder.windows import LONG_TEXT_CHOICES, LongText
-from labelwise.engines.base import EncoderEngine, FloatArray, ProgressCallback, TextEncoder, silent
+from labelwise.engines.base import EncoderEngine, FloatArray, ProgressCallback, Targets, TextEncoder
 from labelwise.engines.calibration import fit_calibrator, tune_thresholds
 from labelwise.errors import InvalidRequest
 
@@ -173,11 +173,11 @@ class ZeroShotEngine(EncoderEngine):
         if mode == "exclusive" and len(descriptions) < 2:
             raise InvalidRequest("labels: exclusive scores need at least 2 labels", param="labels")
         engine = cls(mode=mode, encoder=encoder, **params)
-        engine._check()
+        engine._check_hyperparameters()
         task = TaskType.SINGLE_LABEL if mode == "exclusive" else TaskType.MULTI_LABEL
         return engine._set_labels(list(descriptions), descriptions, task)
 
-    def _check(self) -> None:
+    def _check_hyperparameters(self) -> None:
         if self.mode not in MODES:
             raise InvalidRequest(f"mode: {self.mode!r}, choose one of {', '.join(MODES)}", param="mode")
         if "{label}" not in self.template:
@@ -206,31 +206,21 @@ class ZeroShotEngine(EncoderEngine):
         self.temperature_, self.confidence_weights_ = self.temperature, self.confidence_weights
         return self
 
-    def fit(
-        self,
-        train: LabeledTexts,
-        validation: LabeledTexts,
-        *,
-        multi_label: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
         """Take the labels from `train`; tune the temperature (single-label) or the sigmoid and per-label
         thresholds (multi-label) on all the labeled rows, since no weights are learned from them."""
-        self._check()
-        step = progress or silent
-        data = self._targets(train, validation, multi_label)
-        task = data.task
-        self._set_labels(data.classes, {}, task)
-        texts = [*train.texts, *data.val_texts]
-        targets = np.vstack([data.y_train, data.y_val])
+        task = targets.task
+        self._set_labels(targets.classes, {}, task)
+        texts = [*train.texts, *targets.val_texts]
+        gold = np.vstack([targets.y_train, targets.y_val])
         step("embedding texts", 0.1)
         cosine = self._cosine(texts)
         step("calibrating", 0.8)
         if task is TaskType.SINGLE_LABEL:
-            self.temperature_ = float(fit_calibrator("temperature", cosine, targets, task).to_dict()["temperature"])
+            self.temperature_ = float(fit_calibrator("temperature", cosine, gold, task).to_dict()["temperature"])
         else:
-            self.confidence_weights_ = fit_confidence_weights([(cosine, targets)], self.confidence_weights)
-            self.thresholds_ = tune_thresholds(self._confidence(cosine), targets)
+            self.confidence_weights_ = fit_confidence_weights([(cosine, gold)], self.confidence_weights)
+            self.thresholds_ = tune_thresholds(self._confidence(cosine), gold)
         step("done", 1.0)
         return self
 
