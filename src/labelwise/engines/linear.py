@@ -102,7 +102,7 @@ class LinearEngine(HeadEngine):
         grid, chosen_c, coef, intercept = self._search_c(x_train, y_train, x_val, y_val, task, step)
         val_scores = _scores_of(x_val, coef, intercept)
 
-        step("calibrating and tuning thresholds", 0.75)
+        step("calibrating", 0.75)
         selection, thresholds = calibrate(
             val_scores,
             y_val,
