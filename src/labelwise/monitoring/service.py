@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from labelwise.domain import ModelVersion, Prediction
+from labelwise.domain import ModelVersion, Prediction, Timing
 from labelwise.errors import LabelwiseError
-from labelwise.inference.batcher import Timing
 from labelwise.inference.manager import ModelManager
 from labelwise.monitoring.drift import DriftService
 from labelwise.monitoring.feedback import FeedbackService
@@ -56,7 +55,7 @@ class ShadowTally:
 
 @dataclass(slots=True)
 class Monitoring:
-    """The monitoring side of an app: built by the composition root, kept in `app.state.monitoring`."""
+    """The monitoring side of an app: built by the composition root (`bootstrap.Container.monitoring`)."""
 
     manager: ModelManager
     log: PredictionLog
