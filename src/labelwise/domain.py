@@ -24,10 +24,12 @@ class LabelScore:
 
 @dataclass(slots=True)
 class Prediction:
-    """Scores for every label, ranked best first, and the model's own decision."""
+    """Scores for every label, ranked best first, and the model's own decision (empty when it abstained: its
+    abstain rule found the best label not sure enough, see `engines/abstain.py`)."""
 
     labels: list[LabelScore]
     predicted: list[str]
+    abstained: bool = False
 
 
 @dataclass(frozen=True, slots=True)

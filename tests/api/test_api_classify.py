@@ -45,7 +45,7 @@ async def test_batch_equals_one_by_one(running: Running, auth: dict[str, str]) -
     assert r.status_code == 200, r.text
     batch = BatchResponse.model_validate(r.json())
     assert set(r.json()) == set(BatchResponse.model_fields)
-    assert all(set(item) == {"index", "labels", "predicted"} for item in r.json()["results"])
+    assert all(set(item) == {"index", "labels", "predicted", "abstained"} for item in r.json()["results"])
     assert [item.index for item in batch.results] == list(range(len(texts)))
     for text, item in zip(texts, batch.results, strict=True):
         one = await running.client.post("/v1/classify", json={"text": text, "top_k": 3}, headers=auth)

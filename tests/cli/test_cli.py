@@ -178,3 +178,21 @@ def test_installed_entry_point_runs() -> None:
     assert result.returncode == 0
     for command in ("train", "eval", "predict", "models", "keys", "serve"):
         assert command in result.stdout
+
+
+def test_train_tunes_an_abstain_rule_and_reports_it(run: Run, tmp_path: Path) -> None:
+    data = tmp_path / "train.jsonl"
+    write_corpus(data)
+    code, out, err = run("train", str(data), "--name", "topics", "--target-precision", "0.9", "--json")
+    assert code == 0, err
+    rule = as_json(out)["abstain"]
+    assert set(rule) >= {"min_confidence", "min_margin", "target_precision", "precision", "coverage"}
+    assert rule["target_precision"] == 0.9
+    report_dir = Path(as_json(out)["report"]).parent
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["abstain"]["curve"][-1]["coverage"] == 1.0
+    assert (report_dir / "abstain.png").is_file()
+    assert "Abstaining" in (report_dir / "report.html").read_text()
+    code, _, err = run("train", str(data), "--name", "topics", "--target-precision", "1.5")
+    assert code == 1
+    assert "target_precision: 1.5 is not between 0 and 1" in err

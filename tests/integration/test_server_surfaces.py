@@ -24,6 +24,7 @@ from tests.conftest import encoder_cache_dir
 from labelwise.domain import LabeledTexts
 from labelwise.engines.linear import LinearEngine
 from labelwise.services.keys import KeyChanges
+from labelwise.training.pipeline import tune_abstain
 
 SAMPLE_PARAMS = {
     "{name}": "intents",
@@ -47,9 +48,14 @@ class Server:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+def _rows(shared_data: Path, start: int, stop: int) -> LabeledTexts:
+    lines = (shared_data / "trec" / "train.jsonl").read_text().splitlines()[start:stop]
+    rows = [json.loads(line) for line in lines]
+    return LabeledTexts(texts=[r["text"] for r in rows], labels=[(r["label"],) for r in rows])
+
+
 def _engine(shared_data: Path) -> LinearEngine:
-    rows = [json.loads(line) for line in (shared_data / "trec" / "train.jsonl").read_text().splitlines()[:400]]
-    data = LabeledTexts(texts=[r["text"] for r in rows], labels=[(r["label"],) for r in rows])
+    data = _rows(shared_data, 0, 400)
     return LinearEngine(c_grid=(1.0,)).fit(data, data)
 
 
@@ -62,7 +68,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, shared_data_module: Path) -
     (tmp_path / "data").mkdir()
     settings = make_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'labelwise.db'}")
     fixture = Fixture(settings)
-    fixture.publish("intents", _engine(shared_data_module))
+    engine = _engine(shared_data_module)
+    # The version carries an abstain rule tuned on held-out rows, as `labelwise train` gives every version.
+    held_out = _rows(shared_data_module, 400, 800)
+    tuned = tune_abstain(engine, held_out, engine.predict_proba(held_out.texts), None, 0.95)
+    fixture.store.publish("intents", engine, metrics={"abstain": tuned}, data={"rows": 400})
     metered, _ = fixture.keys.create(
         "metered", ["classify"], settings=KeyChanges(credits=100_000, rate_limit="1000/minute")
     )
@@ -154,3 +164,25 @@ def test_every_surface_answers_through_one_response_path(server: Server) -> None
     for line in logged:
         assert set(line) >= LOG_FIELDS, line
         assert (line["route"], line["status"], line["texts"]) == (request_ids[str(line["request_id"])], 200, 1)
+
+
+def test_the_versions_abstain_rule_holds_on_both_workers(server: Server, shared_data_module: Path) -> None:
+    texts = [*_rows(shared_data_module, 1000, 1064).texts, "qwxz plmk"]
+    key = {"x-api-key": server.keys["metered"]}
+    for _ in range(4):  # fresh connections: the kernel spreads them over both workers
+        with httpx.Client(base_url=server.base, timeout=60) as client:
+            results = client.post("/v1/batch", json={"texts": texts, "top_k": 2}, headers=key).json()["results"]
+            overridden = client.post(
+                "/v1/batch", json={"texts": texts, "min_confidence": 0, "min_margin": 0}, headers=key
+            ).json()["results"]
+            detail = client.get("/v1/models/intents", headers=key).json()
+        rule = detail["versions"][0]["metrics"]["abstain"]
+        abstained = [r["abstained"] for r in results]
+        assert any(abstained)
+        assert not all(abstained)
+        assert abstained[-1]  # words the model never saw
+        for r in results:
+            best, second = (s["score"] for s in r["labels"])
+            unsure = best < rule["min_confidence"] or best - second < rule["min_margin"]
+            assert (r["abstained"], r["predicted"] == []) == (unsure, unsure)
+        assert not any(r["abstained"] for r in overridden)

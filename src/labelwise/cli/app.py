@@ -27,6 +27,7 @@ from labelwise.client import LabelwiseAPIError
 from labelwise.config import Settings
 from labelwise.data import ReadOptions
 from labelwise.domain import ModelVersion
+from labelwise.engines.abstain import DEFAULT_TARGET_PRECISION
 from labelwise.errors import LabelwiseError
 from labelwise.logs import configure_logging
 from labelwise.services.training import TrainRequest
@@ -116,6 +117,13 @@ def train(
     ] = None,
     min_examples: Annotated[int, typer.Option("--min-examples", min=1, help="Fewest rows a label may have.")] = 2,
     on_conflict: OnConflict = "error",
+    target_precision: Annotated[
+        float,
+        typer.Option(
+            "--target-precision",
+            help="Precision the decisions kept by the abstain rule should reach on validation (0 to 1, exclusive).",
+        ),
+    ] = DEFAULT_TARGET_PRECISION,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model on labeled data, evaluate it and publish it as a new version; its report compares it with the
@@ -136,6 +144,7 @@ def train(
         options=read_options(text_col, label_col, label_sep, multi_label, on_conflict),
         seed=context.settings.seed,
         min_examples=min_examples,
+        target_precision=target_precision,
     )
     with step_progress(enabled=not as_json) as progress:
         record, report = context.models.train(request, progress=progress)
@@ -152,6 +161,7 @@ def _print_trained(context: Container, record: ModelVersion, report: dict[str, A
         "labels": len(record.labels),
         "training_seconds": report["training_seconds"],
         "metrics": record.metrics["headline"],
+        "abstain": record.metrics.get("abstain"),
         "report": str(context.models.report_path(record) / "report.html"),
     }
     if as_json:
@@ -162,6 +172,14 @@ def _print_trained(context: Container, record: ModelVersion, report: dict[str, A
         ["metric", "value"],
         [(k, v) for k, v in summary["metrics"].items()],
     )
+    rule = summary["abstain"]
+    if rule:
+        console.print(
+            f"abstain below confidence {rule['min_confidence']:.3f} or margin {rule['min_margin']:.3f}: keeps "
+            f"{rule['coverage']:.1%} of validation at precision {rule['precision']:.1%} "
+            f"(target {rule['target_precision']:.0%})",
+            highlight=False,
+        )
     for warning in report["data"].get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     console.print(f"report: {summary['report']}", highlight=False)

@@ -41,6 +41,8 @@ class Classification:
     latency_ms: float
     request_id: str
     explanations: list[Json] | None = None
+    # True when the model was not sure enough to decide: `predicted` is empty (older servers do not send it).
+    abstained: bool = False
 
     @classmethod
     def from_json(cls, data: Json) -> Classification:
@@ -53,6 +55,7 @@ class Classification:
             latency_ms=float(data["latency_ms"]),
             request_id=str(data["request_id"]),
             explanations=data.get("explanations"),
+            abstained=bool(data.get("abstained", False)),
         )
 
 
@@ -63,11 +66,15 @@ class BatchItem:
     index: int
     labels: list[LabelScore]
     predicted: list[str]
+    abstained: bool = False
 
     @classmethod
     def from_json(cls, data: Json) -> BatchItem:
         return cls(
-            index=int(data["index"]), labels=_scores(data["labels"]), predicted=[str(p) for p in data["predicted"]]
+            index=int(data["index"]),
+            labels=_scores(data["labels"]),
+            predicted=[str(p) for p in data["predicted"]],
+            abstained=bool(data.get("abstained", False)),
         )
 
 

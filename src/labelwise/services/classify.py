@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labelwise.domain import ModelVersion, Prediction, Timing, share_of
-from labelwise.engines.base import predictions_of
+from labelwise.engines.abstain import AbstainRule, rule_of
+from labelwise.engines.base import FloatArray, predictions_of
 from labelwise.engines.explain import Explanation, explain
 from labelwise.errors import InputTooLong, InvalidRequest, ModelNotFound
 from labelwise.inference.manager import LoadedModel, ModelManager
@@ -58,6 +59,8 @@ class ClassifyService:
         single: bool = False,
         payer: Payer | None = None,
         request_id: str | None = None,
+        min_confidence: float | None = None,
+        min_margin: float | None = None,
     ) -> Classification:
         """Scores for each text: the `top_k` best labels at or over `threshold`, and the model's own decision.
 
@@ -67,11 +70,15 @@ class ClassifyService:
         Error messages name the field as the native API does: `text` when `single`, else `texts` and `texts[i]`.
         With a `payer`, the texts are billed after the input is checked and the model resolved (bad input costs
         nothing) and before inference; a failure from then on refunds them (`InsufficientBalance` if unpaid).
+
+        The version's abstain rule (`min_confidence`, `min_margin` override its numbers) empties the decision of
+        a text it is not sure enough about and marks it `abstained`; the ranked scores stay.
         """
         self.check_texts(texts, single=single)
         loaded = await self.manager.get(self._canary(self.model_ref(model), request_id))
         async with billed(self.billing, payer, loaded.record.engine, texts) as charge:
-            predictions, timing = await _predict(loaded, texts, top_k, threshold)
+            rule = rule_of(loaded.record.metrics).with_overrides(min_confidence, min_margin)
+            predictions, timing = await _predict(loaded, texts, top_k, threshold, rule)
         return Classification(predictions, loaded.record, timing, charge)
 
     async def explain(
@@ -145,9 +152,20 @@ def check_texts(
 
 
 async def _predict(
-    loaded: LoadedModel, texts: Sequence[str], top_k: int | None, threshold: float
+    loaded: LoadedModel, texts: Sequence[str], top_k: int | None, threshold: float, rule: AbstainRule
 ) -> tuple[list[Prediction], Timing]:
     proba, timing = await loaded.predict_proba(texts)
     engine = loaded.engine
     decided = engine.decide(proba)
-    return predictions_of(engine.classes_, proba, decided, top_k=top_k, threshold=threshold), timing
+    predictions = predictions_of(engine.classes_, proba, decided, top_k=top_k, threshold=threshold)
+    return abstain_where(rule, proba, predictions), timing
+
+
+def abstain_where(rule: AbstainRule, proba: FloatArray, predictions: list[Prediction]) -> list[Prediction]:
+    """`predictions` with the decision emptied and `abstained` set on the rows where `rule` fires."""
+    if rule.never:
+        return predictions
+    return [
+        Prediction(p.labels, [], True) if fired else p
+        for p, fired in zip(predictions, rule.fires(proba).tolist(), strict=True)
+    ]

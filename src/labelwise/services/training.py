@@ -10,6 +10,7 @@ from typing import Any
 
 from labelwise.data import Dataset, PredictionWriter, ReadOptions, iter_text_batches, load_dataset, read_labeled
 from labelwise.domain import ModelVersion, TaskType
+from labelwise.engines.abstain import DEFAULT_TARGET_PRECISION, check_target
 from labelwise.engines.base import ProgressCallback
 from labelwise.engines.factory import engine_class
 from labelwise.errors import InvalidRequest
@@ -42,6 +43,8 @@ class TrainRequest:
     feedback: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The batch job training it, recorded as `data["job"]` of the version so that a retried job finds it.
     job_id: str | None = None
+    # Precision the decisions kept by the version's abstain rule should reach on validation (engines/abstain.py).
+    target_precision: float = DEFAULT_TARGET_PRECISION
 
 
 class ModelService:
@@ -53,6 +56,7 @@ class ModelService:
     def load_data(self, request: TrainRequest) -> Dataset:
         """Check the request's name and engine, then read, validate and split its data."""
         check_name(request.name)
+        check_target(request.target_precision)
         engine_class(request.engine)  # an unknown engine fails before minutes of reading
         return load_dataset(
             request.train,
@@ -72,7 +76,12 @@ class ModelService:
         if request.feedback:
             dataset, added = add_feedback(dataset, request.feedback)
         result = fit_and_evaluate(
-            dataset, request.engine, request.params, progress=progress, encoder=self.store.encoder
+            dataset,
+            request.engine,
+            request.params,
+            progress=progress,
+            encoder=self.store.encoder,
+            target_precision=request.target_precision,
         )
         report = result.report
         if request.feedback:
@@ -94,7 +103,8 @@ class ModelService:
                 "validation": headline(report["validation"]),
                 # What drift is measured against (predicted labels and confidence on validation).
                 "baseline": asdict(baseline_from_split(report["validation"])),
-            },
+            }
+            | _abstain_metrics(report.get("abstain")),
             data=dataset.summary() | ({"job": request.job_id} if request.job_id is not None else {}),
             extra_files=write,
         )
@@ -156,6 +166,14 @@ class ModelService:
 
     def report_path(self, record: ModelVersion) -> Path:
         return self.store.directory(record) / "report"
+
+
+def _abstain_metrics(tuned: dict[str, Any] | None) -> dict[str, Any]:
+    """What a version carries of its tuned abstain rule (the report keeps the curve): nothing for multi-label."""
+    if tuned is None:
+        return {}
+    keep = ("min_confidence", "min_margin", "target_precision", "reached", "precision", "coverage")
+    return {"abstain": {key: tuned[key] for key in keep if key in tuned}}
 
 
 def output_columns(existing: list[str], *, multi_label: bool) -> dict[str, str]:

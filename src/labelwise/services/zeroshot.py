@@ -23,9 +23,10 @@ from numpy.typing import NDArray
 
 from labelwise.domain import ModelVersion, TaskType, Timing
 from labelwise.encoder import MODEL_ID, EncoderBatcher
+from labelwise.engines.abstain import NEVER, AbstainRule
 from labelwise.engines.base import FloatArray, predictions_of
 from labelwise.errors import InvalidRequest
-from labelwise.services.classify import Classification, ClassifyService
+from labelwise.services.classify import Classification, ClassifyService, abstain_where
 from labelwise.services.credits import Payer, billed
 
 ZEROSHOT_ENGINE = "zeroshot"  # the model name in responses and the price-list entry
@@ -158,12 +159,14 @@ class ZeroShotService:
         decision_threshold: float = 0.5,
         single: bool = False,
         payer: Payer | None = None,
+        abstain: AbstainRule = NEVER,
     ) -> Classification:
         """Like `ClassifyService.classify`, against `labels` ((name, description) pairs, checked against `limits`;
         errors name `param`).
 
         `mode` is the engine's (`exclusive`: scores sum to 1; `multi_label`/`confidence`: independent scores, a
         label is predicted at or over `decision_threshold`; `binary`: 0 or 1). Billed as engine "zeroshot".
+        Zero-shot has no validation data to tune an abstain rule on, so it abstains only by the request's `abstain`.
         """
         service = self.classify_service
         service.check_texts(texts, single=single)
@@ -175,4 +178,4 @@ class ZeroShotService:
             proba, timing = await self.scores(texts, engine)
         decided = engine.decide(proba)
         predictions = predictions_of(engine.classes_, proba, decided, top_k=top_k, threshold=threshold)
-        return Classification(predictions, self.record(engine), timing, charge)
+        return Classification(abstain_where(abstain, proba, predictions), self.record(engine), timing, charge)

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from labelwise.data import Dataset
 from labelwise.domain import LabeledTexts, TaskType
-from labelwise.engines.base import Engine, ProgressCallback, TextEncoder
+from labelwise.engines import abstain
+from labelwise.engines.base import Engine, FloatArray, ProgressCallback, TextEncoder
 from labelwise.engines.factory import create_engine
 from labelwise.training.metrics import evaluate
 
@@ -30,10 +33,43 @@ class TrainResult:
         return headline(self.report.get("test") or self.report["validation"])
 
 
-def evaluate_engine(engine: Engine, data: LabeledTexts) -> dict[str, Any]:
-    """All metrics of `engine` on labeled `data`."""
-    proba = engine.predict_proba(data.texts)
+def evaluate_engine(engine: Engine, data: LabeledTexts, proba: FloatArray | None = None) -> dict[str, Any]:
+    """All metrics of `engine` on labeled `data` (`proba`: its scores, when already computed)."""
+    if proba is None:
+        proba = engine.predict_proba(data.texts)
     return evaluate(data.labels, proba, engine.classes_, engine.task_, engine.thresholds_)
+
+
+def tune_abstain(
+    engine: Engine, validation: LabeledTexts, proba: FloatArray, test: LabeledTexts | None, target_precision: float
+) -> dict[str, Any] | None:
+    """The abstain rule tuned on validation scores (single-label models only), with how it does on `test`.
+
+    Multi-label models get none: their decision is a threshold per label, already tuned for each label.
+    """
+    if engine.task_ is not TaskType.SINGLE_LABEL:
+        return None
+    index = {label: i for i, label in enumerate(engine.classes_)}
+    rows = [i for i, labels in enumerate(validation.labels) if labels and labels[0] in index]
+    gold = [index[validation.labels[i][0]] for i in rows]
+    record = abstain.tune(proba[rows], gold, target_precision=target_precision)
+    if test is not None and len(test):
+        record["test"] = abstain_effect(engine, test, abstain.rule_of(record))
+    return record
+
+
+def abstain_effect(engine: Engine, data: LabeledTexts, rule: abstain.AbstainRule) -> dict[str, Any]:
+    """Precision and coverage of the decisions `rule` keeps on labeled `data`, and the precision of all of them."""
+    proba = engine.predict_proba(data.texts)
+    predicted = [engine.classes_[int(i)] for i in np.argmax(proba, axis=1)]
+    correct = np.array([p in gold for p, gold in zip(predicted, data.labels, strict=True)], dtype=np.bool_)
+    kept = ~rule.fires(proba)
+    return {
+        "n": len(data),
+        "coverage": round(float(kept.mean()), 4) if len(data) else 0.0,
+        "precision": round(float(correct[kept].mean()), 4) if kept.any() else 0.0,
+        "precision_all": round(float(correct.mean()), 4) if len(data) else 0.0,
+    }
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -55,9 +91,12 @@ def fit_and_evaluate(
     *,
     progress: ProgressCallback | None = None,
     encoder: TextEncoder | None = None,
+    target_precision: float = abstain.DEFAULT_TARGET_PRECISION,
 ) -> TrainResult:
     """Train `engine_name` on the dataset's train split and evaluate on its validation and test splits
-    (`encoder`: the sentence encoder, for engines that need one)."""
+    (`encoder`: the sentence encoder, for engines that need one); tune the abstain rule on validation for
+    `target_precision` (the report's `abstain`)."""
+    abstain.check_target(target_precision)
     engine = create_engine(engine_name, encoder=encoder, **(params or {}))
     started = time.perf_counter()
     engine.fit(
@@ -69,6 +108,8 @@ def fit_and_evaluate(
     seconds = time.perf_counter() - started
     if progress is not None:
         progress("evaluating", 1.0)
+    val_proba = engine.predict_proba(dataset.validation.texts)
+    test = dataset.test if dataset.test is not None and len(dataset.test) else None
     report: dict[str, Any] = {
         "engine": engine.name,
         "task": engine.task_.value,
@@ -78,8 +119,9 @@ def fit_and_evaluate(
         "params": engine.get_params(),
         "data": dataset.summary(),
         "calibration": calibration_summary(engine.get_params()),
-        "validation": evaluate_engine(engine, dataset.validation),
-        "test": evaluate_engine(engine, dataset.test) if dataset.test is not None and len(dataset.test) else None,
+        "validation": evaluate_engine(engine, dataset.validation, val_proba),
+        "test": evaluate_engine(engine, test) if test is not None else None,
+        "abstain": tune_abstain(engine, dataset.validation, val_proba, test, target_precision),
     }
     logger.info(
         "model trained",

@@ -55,6 +55,42 @@ def draw_plots(metrics: Mapping[str, Any], split: str, directory: Path) -> list[
     return written
 
 
+def draw_abstain_plot(tuned: Mapping[str, Any], directory: Path) -> Path | None:
+    """Write `abstain.png`: precision of the kept decisions against coverage on validation, the rule marked.
+
+    Not written when the report has no curve (multi-label models, or no validation rows).
+    """
+    curve = [mapping(point) for point in tuned.get("curve") or []]
+    if not curve:
+        logger.info("report plot skipped: no data", extra={"plot": "abstain.png"})
+        return None
+    fig = Figure(figsize=(6.0, 4.5), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(
+        [number(p.get("coverage")) for p in curve],
+        [number(p.get("precision")) for p in curve],
+        color="tab:blue",
+        label="keeping the most confident first",
+    )
+    target = number(tuned.get("target_precision"))
+    if not math.isnan(target):
+        ax.axhline(target, linestyle="--", color="grey", label=f"target precision {target:.2f}")
+    coverage, precision = number(tuned.get("coverage")), number(tuned.get("precision"))
+    if not math.isnan(coverage) and not math.isnan(precision):
+        rule = f"rule: confidence >= {number(tuned.get('min_confidence')):.3f}, margin >= "
+        rule += f"{number(tuned.get('min_margin')):.3f}"
+        ax.plot([coverage], [precision], "o", color="tab:red", label=rule)
+    ax.set_xlim(0.0, 1.02)
+    ax.set_xlabel("coverage (share of texts decided)")
+    ax.set_ylabel("precision of the decisions kept")
+    ax.set_title("Abstaining: precision against coverage (validation)")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    path = directory / "abstain.png"
+    _save(fig, path)
+    return path
+
+
 @functools.cache
 def _drawable() -> frozenset[int]:
     """The code points the plot font has glyphs for (matplotlib's bundled DejaVu Sans unless configured)."""

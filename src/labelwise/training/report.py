@@ -44,7 +44,8 @@ def write_report(report: dict[str, Any], directory: Path) -> list[Path]:
     """Write the training report for one model version into `directory` and return the written paths.
 
     Writes `report.json` (indented, sorted keys), the plots `confusion_matrix.png`, `reliability.png` and
-    `per_label_f1.png` drawn from the test metrics (validation when there is no test split), and
+    `per_label_f1.png` drawn from the test metrics (validation when there is no test split), `abstain.png` (the
+    abstain rule's precision against coverage on validation), and
     `report.html`, a static page that refers to the plots by relative file name. Optional parts missing from
     `report` are skipped: a plot whose data is absent is not written and the page leaves it out.
     """
@@ -57,10 +58,14 @@ def write_report(report: dict[str, Any], directory: Path) -> list[Path]:
 
     split, metrics = _plot_metrics(report)
     # matplotlib is imported only here: a serving process that never writes a report does not pay ~0.7 s for it.
-    from labelwise.training.plots import draw_plots
+    from labelwise.training.plots import draw_abstain_plot, draw_plots
 
     plots = draw_plots(metrics, split, directory) if metrics else []
     images = {path.name: split for path in plots}
+    abstain_plot = draw_abstain_plot(mapping(report.get("abstain")), directory)
+    if abstain_plot is not None:
+        plots.append(abstain_plot)
+        images[abstain_plot.name] = "validation"
     written.extend(plots)
 
     html_path = directory / "report.html"
@@ -131,6 +136,7 @@ def _render_html(report: Mapping[str, Any], split: str, images: Mapping[str, str
         _metrics_section(report),
         _per_label_section(mapping(report.get(split)), split),
         _calibration_section(mapping(report.get("calibration"))),
+        _abstain_section(mapping(report.get("abstain"))),
         _plots_section(images),
         _params_section(mapping(report.get("params"))),
     ]
@@ -241,11 +247,32 @@ def _calibration_section(calibration: Mapping[str, Any]) -> str:
     return "<h2>Calibration</h2>" + _table(["", "value"], rows)
 
 
+def _abstain_section(tuned: Mapping[str, Any]) -> str:
+    """The abstain rule: its two numbers, and the precision and coverage it gives on validation (and test)."""
+    if not tuned:
+        return ""
+    rows: list[tuple[str, Any]] = [
+        ("min confidence", tuned.get("min_confidence")),
+        ("min margin", tuned.get("min_margin")),
+        ("target precision", tuned.get("target_precision")),
+        ("target reached on validation", "yes" if tuned.get("reached") else "no"),
+        ("precision kept / all (validation)", f"{_fmt(tuned.get('precision'))} / {_fmt(tuned.get('precision_all'))}"),
+        ("coverage (validation)", tuned.get("coverage")),
+    ]
+    test = mapping(tuned.get("test"))
+    if test:
+        kept_all = f"{_fmt(test.get('precision'))} / {_fmt(test.get('precision_all'))}"
+        rows.append(("precision kept / all (test)", kept_all))
+        rows.append(("coverage (test)", test.get("coverage")))
+    return "<h2>Abstaining</h2>" + _table(["", "value"], rows)
+
+
 def _plots_section(images: Mapping[str, str]) -> str:
     captions = {
         "confusion_matrix.png": "Confusion matrix",
         "reliability.png": "Reliability diagram",
         "per_label_f1.png": "Per-label F1",
+        "abstain.png": "Precision against coverage of the abstain rule",
     }
     figures = [
         f'<figure><a href="{_e(name)}"><img src="{_e(name)}" alt="{_e(captions[name])}" loading="lazy"></a>'

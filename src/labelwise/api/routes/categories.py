@@ -38,7 +38,8 @@ async def classify_categories(
     """Score a text (up to 2,000 characters) against up to 25 categories described in the request; send the key
     as `Authorization: Bearer KEY`. `exclusive` scores sum to 1, `confidence` scores are independent, `binary`
     ones are 0 or 1. Categories under `threshold` are left out. With `model`, a trained model whose labels are
-    the category keys answers instead of zero-shot. `metadata.cost` is in credits.
+    the category keys answers instead of zero-shot. `metadata.cost` is in credits; `metadata.abstained` is true
+    when that model's abstain rule found its best category not sure enough (the scores are the same).
 
     Example: `{"text": "My card has not arrived", "type": "exclusive", "categories": [{"key": "card",
     "description": "cards and delivery"}, {"key": "payments", "description": "transfers"}]}` ->
@@ -53,4 +54,7 @@ async def classify_categories(
         payer=payer,
     )
     annotate(request, response, Served.classification(found.classification))
-    return TextClassificationResponse(data=found.scores, metadata=TextClassificationMetadata(cost=found.cost))
+    abstained = found.classification.predictions[0].abstained
+    return TextClassificationResponse(
+        data=found.scores, metadata=TextClassificationMetadata(cost=found.cost, abstained=abstained)
+    )

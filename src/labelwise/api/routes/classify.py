@@ -24,6 +24,7 @@ from labelwise.api.schemas.classify import (
 )
 from labelwise.api.schemas.errors import error_responses
 from labelwise.domain import Prediction
+from labelwise.engines.abstain import NEVER
 from labelwise.monitoring.service import Monitoring
 from labelwise.services.classify import Classification, ClassifyService
 from labelwise.services.credits import Payer
@@ -64,6 +65,10 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
     """Classify one text with a model (`name`, `name@alias` or `name:version`; default: the default model).
 
     Returns the `top_k` best labels at or over `threshold`, best first, and `predicted`, the model's own decision.
+    Each version carries an abstain rule tuned when it was trained: when its best label scores under the rule's
+    `min_confidence` or leads the second by less than its `min_margin`, `predicted` is empty and `abstained` true
+    (the labels are still ranked). `min_confidence` and `min_margin` in the request replace the version's numbers;
+    `0` for both never abstains.
     Concurrent requests are scored together in one engine call; the `x-queue-time` and `x-inference-time` headers
     say how many milliseconds this request waited for that call and how long the call took. `x-credits-cost` says
     what the request cost, `x-credits-remaining` the key's balance after it (absent for an unlimited key).
@@ -96,6 +101,7 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
     payload = {
         "labels": _label_dicts(prediction),
         "predicted": prediction.predicted,
+        "abstained": prediction.abstained,
         "top_k": body.top_k,
         "model": result.model.name,
         "model_version": result.model.version,
@@ -119,7 +125,8 @@ async def batch(body: BatchRequest, request: Request) -> Response:
     result = await _classify(body, body.texts, ctx)
     payload = {
         "results": [
-            {"index": i, "labels": _label_dicts(p), "predicted": p.predicted} for i, p in enumerate(result.predictions)
+            {"index": i, "labels": _label_dicts(p), "predicted": p.predicted, "abstained": p.abstained}
+            for i, p in enumerate(result.predictions)
         ],
         "model": result.model.name,
         "model_version": result.model.version,
@@ -164,6 +171,7 @@ async def _classify(body: ClassifyOptions, texts: list[str], ctx: _Context, *, s
             threshold=body.threshold,
             single=single,
             payer=ctx.payer,
+            abstain=NEVER.with_overrides(body.min_confidence, body.min_margin),
         )
     return await ctx.service.classify(
         texts,
@@ -173,4 +181,5 @@ async def _classify(body: ClassifyOptions, texts: list[str], ctx: _Context, *, s
         single=single,
         payer=ctx.payer,
         request_id=ctx.request_id,
+        **body.abstain_overrides(),
     )

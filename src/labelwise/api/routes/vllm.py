@@ -29,7 +29,8 @@ async def vllm_classify(
 ) -> VllmClassifyResponse:
     """Classify one text or several with a trained model, as vLLM's `/classify` does: per text, the best label
     and `probs`, one score per label in the model's label order (see `GET /v1/models/{name}`). A multi-label
-    model gives independent scores (they need not sum to 1).
+    model gives independent scores (they need not sum to 1). `abstained` (a Labelwise addition) is true when the
+    version's abstain rule found the best label not sure enough; `label` is still the best label, as in vLLM.
 
     Example: `{"model": "banking77", "input": ["My card has not arrived"]}` ->
     `{"id": "classify-...", "object": "list", "created": 1738324800, "model": "banking77", "data": [{"index": 0,
@@ -43,7 +44,7 @@ async def vllm_classify(
     annotate(request, response, Served.classification(result))
     labels = result.model.labels
     data = [
-        VllmClassifyItem(index=i, label=p.labels[0].label, probs=probs, num_classes=len(labels))
+        VllmClassifyItem(index=i, label=p.labels[0].label, probs=probs, num_classes=len(labels), abstained=p.abstained)
         for i, (p, probs) in enumerate(zip(result.predictions, found.probs, strict=True))
     ]
     return VllmClassifyResponse(

@@ -59,6 +59,20 @@ class ClassifyOptions(BaseModel):
         description="Per returned label, the words or n-grams of the text that raised its score most "
         "(`/v1/classify` only).",
     )
+    min_confidence: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Abstain (empty `predicted`, `abstained: true`) when the best score is under this. Default: "
+        "the number the model version tuned on its validation data (none for zero-shot and older versions).",
+    )
+    min_margin: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Abstain when the best score leads the second by less than this. Default: the model "
+        "version's tuned number.",
+    )
 
     def refuse_unavailable(self) -> None:
         """`InvalidRequest` naming the first option that does not go with the others."""
@@ -78,6 +92,10 @@ class ClassifyOptions(BaseModel):
         if self.categories is not None:
             return [(c.key, c.description) for c in self.categories]
         return None if self.labels is None else [(name, "") for name in self.labels]
+
+    def abstain_overrides(self) -> dict[str, float | None]:
+        """The abstain numbers the request gives in place of the model's (None: the model's own)."""
+        return {"min_confidence": self.min_confidence, "min_margin": self.min_margin}
 
     @property
     def zero_shot_param(self) -> str:
@@ -139,7 +157,13 @@ class ClassifyResponse(BaseModel):
 
     labels: list[LabelScore] = Field(description="Best first; at most `top_k`, none under `threshold`.")
     predicted: list[str] = Field(
-        description="The model's decision: the best label, or every label over its tuned threshold (multi-label)."
+        description="The model's decision: the best label, or every label over its tuned threshold (multi-label); "
+        "empty when the model abstained."
+    )
+    abstained: bool = Field(
+        default=False,
+        description="True when the model was not sure enough to decide (its abstain rule fired): `predicted` is "
+        "empty, `labels` still ranks the labels.",
     )
     top_k: int
     model: str
@@ -173,6 +197,7 @@ class BatchItem(BaseModel):
     index: int = Field(description="Position of the text in `texts`.")
     labels: list[LabelScore]
     predicted: list[str]
+    abstained: bool = Field(default=False, description="As in `/v1/classify`: no decision for this text.")
 
 
 class BatchResponse(BaseModel):

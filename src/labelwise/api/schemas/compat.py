@@ -31,6 +31,11 @@ class VllmClassifyItem(BaseModel):
     label: str = Field(description="The best-scoring label.")
     probs: list[float] = Field(description="One score per label, in the model's label order (`GET /v1/models/{name}`).")
     num_classes: int
+    abstained: bool = Field(
+        default=False,
+        description="A Labelwise addition: the model's abstain rule found `label` not sure enough to act on. "
+        "`label` stays the best-scoring label, as vLLM defines it.",
+    )
 
 
 class VllmUsage(BaseModel):
@@ -112,6 +117,11 @@ class TextClassificationRequest(BaseModel):
 
 class TextClassificationMetadata(BaseModel):
     cost: int = Field(description="Credits this request cost.")
+    abstained: bool = Field(
+        default=False,
+        description="With a trained `model`: its abstain rule found the best category not sure enough to act on "
+        "(the scores are unchanged). Always false for zero-shot.",
+    )
 
 
 class TextClassificationResponse(BaseModel):
