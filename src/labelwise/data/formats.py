@@ -27,6 +27,7 @@ from typing import IO, Any, Self
 
 import orjson
 
+from labelwise.data.labelstudio import looks_like_export, read_export
 from labelwise.data.problems import ProblemLog
 from labelwise.errors import DataError
 
@@ -245,6 +246,10 @@ class RecordStream:
     # JSON lines -------------------------------------------------------------------------------------------
 
     def _start_jsonl(self, fh: IO[bytes]) -> Iterator[Record]:
+        if self.path.suffix.lower() == ".json":
+            with _open_binary(self.path) as head:
+                if looks_like_export(head.read(4096)):
+                    return self._start_label_studio()
         records = self._iter_jsonl(fh)
         # Columns come from the first object; records read while looking for it are replayed first.
         for record in records:
@@ -288,6 +293,28 @@ class RecordStream:
             if self._wanted is not None:
                 obj = {key: obj[key] for key in self._wanted if key in obj}
             yield Record(line_number, obj)
+
+    def _start_label_studio(self) -> Iterator[Record]:
+        """A Label Studio JSON export: one record per annotated task (`data/labelstudio.py`), row = task number."""
+        rows, skipped = read_export(self.path)
+        if skipped:
+            logger.info("label studio tasks without a finished annotation skipped", extra={"tasks": skipped})
+        multi = any(values is not None and "labels" in values for _, values, _ in rows)
+        self._columns = ["text", "labels" if multi else "label"]
+        self.unit = "task"
+
+        def records() -> Iterator[Record]:
+            for number, values, error in rows:
+                if values is None:
+                    yield Record(number, {}, error)
+                    continue
+                if multi and "label" in values:
+                    values = {"text": values["text"], "labels": [values["label"]]}
+                if self._wanted is not None:
+                    values = {key: values[key] for key in self._wanted if key in values}
+                yield Record(number, values)
+
+        return records()
 
     # Parquet ----------------------------------------------------------------------------------------------
 
