@@ -22,6 +22,10 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+# The bucket of the live label shares that holds predictions without a decision (abstained).
+NO_DECISION = "(no decision)"
+
+
 @dataclass(frozen=True, slots=True)
 class LoggedPrediction:
     """One row of the prediction log. `labels` holds `[label, score]` pairs, best first."""
@@ -144,8 +148,9 @@ class PredictionLogRepository:
                 confidence += float(confidence_sum or 0.0)
                 under += int(low_rows or 0)
                 first = json.loads(labels)[:1] if labels else []
-                if first:
-                    top[str(first[0])] += int(rows)
+                # A prediction without a decision (the model abstained) is a share of its own: a rise in
+                # abstentions is a shift drift should show, not rows to leave out.
+                top[str(first[0]) if first else NO_DECISION] += int(rows)
         return WindowSummary(total, dict(top), confidence, under)
 
     def review(self, model: str | None, *, by: str, limit: int, with_text_only: bool) -> list[LoggedPrediction]:

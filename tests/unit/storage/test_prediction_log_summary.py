@@ -10,7 +10,7 @@ import pytest
 
 from labelwise.monitoring.drift import LOW_CONFIDENCE
 from labelwise.storage.db import Database
-from labelwise.storage.monitoring import LoggedPrediction, PredictionLogRepository
+from labelwise.storage.monitoring import NO_DECISION, LoggedPrediction, PredictionLogRepository
 
 
 def _rows(now: datetime) -> list[LoggedPrediction]:
@@ -44,7 +44,7 @@ def test_window_summary_equals_counting_row_by_row(database: Database, version: 
     ]
     summary = repo.window_summary("intents", since, version, low_confidence=LOW_CONFIDENCE)
     assert summary.predictions == len(chosen) > 50
-    assert summary.top_labels == dict(Counter(r.predicted[0] for r in chosen if r.predicted))
+    assert summary.top_labels == dict(Counter(r.predicted[0] if r.predicted else NO_DECISION for r in chosen))
     assert summary.confidence_sum == pytest.approx(sum(r.confidence for r in chosen))
     assert summary.low_confidence == sum(r.confidence <= LOW_CONFIDENCE for r in chosen)
     empty = repo.window_summary("missing", since, None, low_confidence=LOW_CONFIDENCE)
