@@ -7,6 +7,11 @@ STAMP := $(VENV)/.installed
 export LABELWISE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export LABELWISE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
+# Label Studio, for the one test module that runs it (tests/integration/test_label_studio.py), pins many packages
+# that clash with ours (numpy < 2.3 among them): it gets its own virtualenv, made once and then kept.
+LABEL_STUDIO_VENV := .venv-labelstudio
+LABEL_STUDIO_STAMP := $(LABEL_STUDIO_VENV)/.installed
+export LABELWISE_TEST_LABEL_STUDIO ?= $(abspath $(LABEL_STUDIO_VENV))/bin/label-studio
 
 .PHONY: install serve test lint typecheck unit bench-accuracy bench-serve clean
 
@@ -23,7 +28,12 @@ $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(LABEL_STUDIO_STAMP):
+	test -x $(LABEL_STUDIO_VENV)/bin/python || $(PYTHON) -m venv $(LABEL_STUDIO_VENV)
+	$(LABEL_STUDIO_VENV)/bin/python -m pip install --quiet 'label-studio==1.23.2'
+	touch $(LABEL_STUDIO_STAMP)
+
+install: $(STAMP) $(LABEL_STUDIO_STAMP)
 
 serve: $(STAMP)
 	$(BIN)/labelwise demo
@@ -37,7 +47,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) /usr/bin/chromedriver
+unit: $(STAMP) $(LABEL_STUDIO_STAMP) /usr/bin/chromedriver
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
@@ -49,4 +59,4 @@ bench-serve: $(STAMP)
 	$(BIN)/python bench/serve.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LABEL_STUDIO_VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -19,6 +19,7 @@ from labelwise.config import Settings
 from labelwise.domain import ModelVersion
 from labelwise.encoder import EncoderBatcher, LazyEncoder
 from labelwise.engines.zeroshot import ZeroShotEngine
+from labelwise.errors import InvalidRequest
 from labelwise.inference.cache import PredictionCache
 from labelwise.inference.manager import BatchingConfig, ModelManager
 from labelwise.monitoring.drift import DriftService
@@ -35,6 +36,7 @@ from labelwise.services.idempotency import IdempotencyService
 from labelwise.services.job_worker import JobWorker
 from labelwise.services.jobs import JobConfig, JobService
 from labelwise.services.keys import KeyService
+from labelwise.services.labelstudio import LabelStudioClient, LabelStudioExchange
 from labelwise.services.limits import LimiterBackend, RequestLimiter
 from labelwise.services.reports import ReportService
 from labelwise.services.training import ModelService
@@ -237,6 +239,25 @@ class Container:
     @cached_property
     def feedback(self) -> FeedbackService:
         return FeedbackService(FeedbackRepository(self.db), self.prediction_log)
+
+    @cached_property
+    def label_studio(self) -> LabelStudioExchange:
+        """The review queue's round trip through Label Studio (`label_studio_client` says where)."""
+        return LabelStudioExchange(self.feedback, self.store, self.label_studio_client)
+
+    def label_studio_client(self, url: str | None = None) -> LabelStudioClient:
+        """A client of `url` (default: the configured Label Studio) with the configured token; close it after use."""
+        url = url or self.settings.label_studio_url
+        token = self.settings.label_studio_token
+        if not url:
+            raise InvalidRequest(
+                "label_studio: no Label Studio is configured; set LABELWISE_LABEL_STUDIO_URL", param="label_studio"
+            )
+        if token is None:
+            raise InvalidRequest(
+                "label_studio: no token is configured; set LABELWISE_LABEL_STUDIO_TOKEN", param="label_studio"
+            )
+        return LabelStudioClient(url, token.get_secret_value())
 
     def _read_report(self, record: ModelVersion) -> dict[str, Any]:
         return self.reports.report(record.name, record.version)

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=30.0, gt=0.0, description="a chunk's lease; renewed while worked on")
     job_max_attempts: int = Field(default=3, ge=1, description="attempts before a chunk, and its job, fail")
     worker_poll_seconds: float = Field(default=0.5, gt=0.0, description="how often an idle worker looks for work")
+    label_studio_url: str | None = Field(
+        default=None, description="the Label Studio the review queue is sent to (the HTTP routes use only this one)"
+    )
+    label_studio_token: SecretStr | None = Field(default=None, description="a Label Studio API token (legacy token)")
 
     @field_validator("log_level")
     @classmethod

@@ -113,3 +113,9 @@ class IdempotencyKeyReused(LabelwiseError):
 
     code = "idempotency_key_reused"
     http_status = 422
+
+
+class UpstreamUnavailable(Overloaded):
+    """A service we call (Label Studio) cannot be reached or failed: 503 with Retry-After, like an overload."""
+
+    code = "upstream_unavailable"

@@ -51,6 +51,8 @@ EXPECTED = {
     ("GET", "/metrics"): "admin",
     ("POST", "/v1/feedback"): "classify",
     ("GET", "/v1/review"): "admin",
+    ("POST", "/v1/review/label-studio/export"): "admin",
+    ("POST", "/v1/review/label-studio/import"): "admin",
     ("POST", "/v1/jobs"): "classify",
     ("GET", "/v1/jobs"): "any key",
     ("GET", "/v1/jobs/{job_id}"): "any key",

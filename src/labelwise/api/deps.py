@@ -25,6 +25,7 @@ from labelwise.services.embeddings import EmbeddingService
 from labelwise.services.idempotency import IdempotencyService
 from labelwise.services.jobs import JobService
 from labelwise.services.keys import KeyService, Principal
+from labelwise.services.labelstudio import LabelStudioExchange
 from labelwise.services.reports import ReportService
 from labelwise.services.usage import UsageMeter
 from labelwise.services.zeroshot import ZeroShotService
@@ -85,6 +86,10 @@ async def get_monitoring(request: Request) -> Monitoring:
     return container_of(request).monitoring
 
 
+async def get_label_studio(request: Request) -> LabelStudioExchange:
+    return container_of(request).label_studio
+
+
 async def get_aliases(request: Request) -> AliasService:
     return container_of(request).aliases
 
@@ -139,6 +144,7 @@ ZeroShotDep = Annotated[ZeroShotService, Depends(get_zeroshot)]
 CompatDep = Annotated[CompatService, Depends(get_compat)]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embeddings)]
 MonitoringDep = Annotated[Monitoring, Depends(get_monitoring)]
+LabelStudioDep = Annotated[LabelStudioExchange, Depends(get_label_studio)]
 AliasServiceDep = Annotated[AliasService, Depends(get_aliases)]
 ReportServiceDep = Annotated[ReportService, Depends(get_reports)]
 JobServiceDep = Annotated[JobService, Depends(get_jobs)]

@@ -17,6 +17,7 @@ from labelwise.cli import (
     keys_cmd,
     models_cmd,
     monitor_cmd,
+    review_cmd,
     serve_cmd,
     usage_cmd,
     worker_cmd,
@@ -49,6 +50,7 @@ models_cmd.app.command("promote")(monitor_cmd.promote)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("worker")(worker_cmd.worker)
 app.command("classify")(client_cmd.classify)
+app.add_typer(review_cmd.app, name="review")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text.")]

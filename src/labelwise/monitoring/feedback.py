@@ -61,13 +61,15 @@ class FeedbackService:
         return row
 
     async def review(self, model: str | None, *, by: str = "confidence", limit: int = 50) -> list[LoggedPrediction]:
-        """Logged predictions with their raw text, least sure first (`by`: confidence or margin)."""
+        """Logged predictions with their raw text, least sure first (`by`: confidence or margin); of those, the
+        ones the model abstained on (no decision) come first."""
         if by not in ("confidence", "margin"):
             raise InvalidRequest("by: must be 'confidence' or 'margin'", param="by")
         if not 1 <= limit <= MAX_REVIEW:
             raise InvalidRequest(f"limit: must be 1 to {MAX_REVIEW}", param="limit")
         await self.log.flush()
-        return await asyncio.to_thread(self.log.repo.review, model, by=by, limit=limit, with_text_only=True)
+        rows = await asyncio.to_thread(self.log.repo.review, model, by=by, limit=limit, with_text_only=True)
+        return sorted(rows, key=lambda row: bool(row.predicted))  # stable: least sure first within each group
 
     def training_rows(self, model: str) -> list[tuple[str, tuple[str, ...]]]:
         """(text, labels) of every correction of `model` whose text is known, latest correction per text."""

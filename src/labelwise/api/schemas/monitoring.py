@@ -63,6 +63,7 @@ class ReviewItem(BaseModel):
     text: str
     labels: list[ScoredLabel]
     predicted: list[str]
+    abstained: bool = Field(description="The model made no decision (its abstain rule fired); listed first.")
     confidence: float
     margin: float
 
@@ -77,6 +78,7 @@ class ReviewItem(BaseModel):
             text=row.raw_text or "",
             labels=[ScoredLabel(label=label, score=score) for label, score in row.labels],
             predicted=row.predicted,
+            abstained=not row.predicted,
             confidence=row.confidence,
             margin=row.margin,
         )
