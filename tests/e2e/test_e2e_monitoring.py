@@ -102,3 +102,22 @@ def test_model_page_shows_drift_for_a_model_with_traffic(browser: Browser, site:
     Select(browser.find("#drift-window")).select_by_value("1h")
     browser.until(lambda _d: browser.find("#drift-since").text != since or None, "the 1 h window to load")
     assert "Stable" in browser.find("#drift-status").text or expected["status"] != "stable"
+
+
+def test_review_shows_abstained_predictions_first_and_sends_them_to_label_studio(browser: Browser, site: Site) -> None:
+    # Words the model never saw, and a rule that cannot be met: the model abstains on this text.
+    with httpx.Client(base_url=site.base, headers={"x-api-key": site.classify_key}, timeout=10) as client:
+        answer = client.post("/v1/classify", json={"text": "qzx vlorp wibble", "model": "support", "min_confidence": 1})
+    assert answer.json()["abstained"] is True
+    browser.sign_in(site.admin_key)
+    browser.go("#/review")
+    browser.wait_for("#review-model option[value='support']")
+    Select(browser.find("#review-model")).select_by_value("support")
+    article = browser.wait_for("article.review-item")
+    assert article.get_attribute("data-abstained") == "true"
+    assert "abstained" in article.text
+    assert browser.unlabelled_controls() == []
+    # One action sends the queue; this site has no Label Studio, so the answer names the setting to set.
+    browser.find("#label-studio-project").send_keys("7")
+    browser.find("#label-studio-export button[type='submit']").click()
+    browser.wait_for_text("#label-studio-export .form-status", "LABELWISE_LABEL_STUDIO_URL")

@@ -1,4 +1,5 @@
-// Review: the low-confidence queue of a model; one click or one key press per label records feedback.
+// Review: the low-confidence queue of a model, abstained predictions first; one click or one key press per label
+// records feedback, and one action sends the queue to a Label Studio project.
 
 import { ApiError, api, path } from '../api.js';
 import { announce, fill, h, message } from '../dom.js';
@@ -11,7 +12,8 @@ export const title = 'Review';
 const SHORTCUTS = '123456789abcdefghijklmnopqr'; // 's' is skip, so it is left out
 const SKIP_KEY = 's';
 
-/** The items of `GET /v1/review`: [{requestId, index, key, text, scores: [{label, score}], predicted, confidence}]. */
+/** The items of `GET /v1/review`: [{requestId, index, key, text, scores: [{label, score}], predicted, abstained,
+ * confidence}], abstained ones first (the server sends them first; the order is kept within each group). */
 export function queueItems(body) {
   const list = body && Array.isArray(body.items) ? body.items : [];
   return list.map((item) => ({
@@ -22,8 +24,45 @@ export function queueItems(body) {
     version: item.model_version ? String(item.model_version) : '',
     scores: Array.isArray(item.labels) ? item.labels.filter((l) => l && typeof l === 'object') : [],
     predicted: Array.isArray(item.predicted) ? item.predicted.map(String) : [],
+    abstained: item.abstained === true,
     confidence: typeof item.confidence === 'number' ? item.confidence : null,
-  })).filter((item) => item.requestId);
+  })).filter((item) => item.requestId)
+    .map((item, order) => ({ item, order }))
+    .sort((a, b) => Number(b.item.abstained) - Number(a.item.abstained) || a.order - b.order)
+    .map(({ item }) => item);
+}
+
+/** The form that sends the model's review queue to a Label Studio project (`POST /v1/review/label-studio/export`). */
+function labelStudioForm(select, signal) {
+  const input = h('input', { id: 'label-studio-project', type: 'number', min: '1', step: '1', required: true,
+    inputmode: 'numeric', value: session.load('label-studio-project', '') });
+  const status = h('div', { class: 'form-status', 'aria-live': 'polite' });
+  const button = h('button', { type: 'submit', class: 'button' }, 'Send to Label Studio');
+  async function send(event) {
+    event.preventDefault();
+    const project = Number.parseInt(input.value, 10);
+    if (!Number.isInteger(project) || project < 1) {
+      fill(status, message('error', 'Project: enter the id of a Label Studio project (a whole number from 1).'));
+      return;
+    }
+    session.save('label-studio-project', String(project));
+    button.disabled = true;
+    fill(status, h('span', { class: 'muted' }, 'Sending…'));
+    try {
+      const sent = await api.post('/v1/review/label-studio/export', { model: select.value, project }, { signal });
+      fill(status, message('success', `Sent ${sent.sent} task${sent.sent === 1 ? '' : 's'} `
+        + `(${sent.abstained} abstained) to Label Studio project ${sent.project}.`));
+    } catch (exc) {
+      if (signal.aborted) return;
+      if (!(exc instanceof ApiError)) throw exc;
+      fill(status, exc.endpointMissing ? unavailable('Sending to Label Studio') : errorBox(exc, 'Not sent:'));
+    } finally {
+      button.disabled = false;
+    }
+  }
+  return h('form', { class: 'card toolbar', id: 'label-studio-export', onSubmit: send },
+    h('div', { class: 'field compact' }, h('label', { for: 'label-studio-project' }, 'Label Studio project'), input),
+    button, status);
 }
 
 export async function render(root, ctx) {
@@ -44,7 +83,7 @@ export async function render(root, ctx) {
   const select = modelSelect(models, { id: 'review-model', withVersions: false, selected: session.load('review-model', '') });
   const stage = h('div', { class: 'review-stage', 'aria-live': 'polite' });
   root.append(h('div', { class: 'card toolbar' }, h('div', { class: 'field compact' },
-    h('label', { for: 'review-model' }, 'Model'), select)), stage);
+    h('label', { for: 'review-model' }, 'Model'), select)), labelStudioForm(select, ctx.signal), stage);
 
   let items = [];
   let index = 0;
@@ -71,10 +110,12 @@ export async function render(root, ctx) {
       onClick: () => choose(label, status),
     }, SHORTCUTS[i] ? h('kbd', { 'aria-hidden': 'true' }, SHORTCUTS[i]) : null, label));
     fill(stage, h('article', { class: 'card review-item', 'aria-labelledby': 'review-title', tabindex: -1,
-      dataset: { requestId: item.requestId, index: String(item.index) } },
+      dataset: { requestId: item.requestId, index: String(item.index), abstained: String(item.abstained) } },
       h('div', { class: 'job-head' }, h('h2', { id: 'review-title' },
         `Item ${index + 1} of ${items.length}`, h('span', { class: 'muted small' }, ` · ${remaining} left`)),
-        best ? h('span', { class: 'badge' }, `model: ${best.label} ${percent(Number(best.score), 0)}`) : null),
+        item.abstained ? h('span', { class: ['badge', 'status-running'] }, best
+          ? `abstained (best: ${best.label} ${percent(Number(best.score), 0)})` : 'abstained')
+          : best ? h('span', { class: 'badge' }, `model: ${best.label} ${percent(Number(best.score), 0)}`) : null),
       item.version ? h('p', { class: 'muted small' }, `Predicted by version ${item.version}`) : null,
       h('blockquote', { class: 'review-text' }, item.text),
       h('p', { class: 'hint' }, 'Pick the right label (keys 1–9 work too), or press S to skip.'),
