@@ -77,6 +77,10 @@ class Engine(ABC):
     classes_: list[str]
     task_: TaskType
     thresholds_: FloatArray | None
+    # Set by `fit` when the final model also learned from the validation rows (a refit): their calibrated
+    # probabilities and gold indicators from before the refit, the held-out scores the abstain rule is tuned on
+    # (`training.pipeline`). None: the validation rows stay held out, so their scores can be computed after fit.
+    heldout_: tuple[FloatArray, BoolArray] | None = None
 
     @abstractmethod
     def fit(

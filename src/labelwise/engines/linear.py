@@ -113,6 +113,7 @@ class LinearEngine(HeadEngine):
         )
 
         if self.refit:
+            self.heldout_ = (selection.calibrator.transform(val_scores), y_val)
             step("refitting on train and validation", 0.85)
             all_texts = [*train.texts, *val_texts]
             featurizer = TfidfFeaturizer.fit(all_texts, self._tfidf_config())

@@ -43,16 +43,25 @@ def evaluate_engine(engine: Engine, data: LabeledTexts, proba: FloatArray | None
 def tune_abstain(
     engine: Engine, validation: LabeledTexts, proba: FloatArray, test: LabeledTexts | None, target_precision: float
 ) -> dict[str, Any] | None:
-    """The abstain rule tuned on validation scores (single-label models only), with how it does on `test`.
+    """The abstain rule tuned on held-out validation scores (single-label models only), with how it does on
+    `test`. An engine that refitted on the validation rows supplies their scores from before (`heldout_`).
 
     Multi-label models get none: their decision is a threshold per label, already tuned for each label.
     """
     if engine.task_ is not TaskType.SINGLE_LABEL:
         return None
-    index = {label: i for i, label in enumerate(engine.classes_)}
-    rows = [i for i, labels in enumerate(validation.labels) if labels and labels[0] in index]
-    gold = [index[validation.labels[i][0]] for i in rows]
-    record = abstain.tune(proba[rows], gold, target_precision=target_precision)
+    if engine.heldout_ is not None:
+        # The engine refitted on the validation rows: their scores now are in-sample; use the held-out ones.
+        held_proba, held_gold = engine.heldout_
+        known = held_gold.any(axis=1)
+        record = abstain.tune(
+            held_proba[known], np.argmax(held_gold[known], axis=1).tolist(), target_precision=target_precision
+        )
+    else:
+        index = {label: i for i, label in enumerate(engine.classes_)}
+        rows = [i for i, labels in enumerate(validation.labels) if labels and labels[0] in index]
+        gold = [index[validation.labels[i][0]] for i in rows]
+        record = abstain.tune(proba[rows], gold, target_precision=target_precision)
     if test is not None and len(test):
         record["test"] = abstain_effect(engine, test, abstain.rule_of(record))
     return record

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from labelwise.domain import LabeledTexts
 from labelwise.engines.abstain import NEVER, AbstainRule, rule_of, top_two, tune
+from labelwise.engines.linear import LinearEngine
 from labelwise.errors import InvalidRequest
+from labelwise.training.pipeline import tune_abstain
 
 
 def test_rule_fires_on_low_confidence_or_small_margin() -> None:
@@ -64,3 +70,20 @@ def test_an_unreachable_target_keeps_the_most_precise_useful_rule() -> None:
 def test_a_target_outside_zero_one_is_refused_by_name(target: float) -> None:
     with pytest.raises(InvalidRequest, match="target_precision"):
         tune(np.array([[0.5, 0.5]]), [0], target_precision=target)
+
+
+def test_a_refitting_engine_is_tuned_on_its_held_out_scores(shared_data: Path) -> None:
+    """Linear refits on train plus validation, so validation scores after fit are in-sample (nearly all right):
+    the rule must come from the scores before the refit, or it would never abstain."""
+    rows = [json.loads(line) for line in (shared_data / "trec" / "train.jsonl").read_text().splitlines()[:900]]
+    data = LabeledTexts([r["text"] for r in rows], [(r["label"],) for r in rows])
+    train, val = LabeledTexts(data.texts[:600], data.labels[:600]), LabeledTexts(data.texts[600:], data.labels[600:])
+    engine = LinearEngine(c_grid=(1.0,)).fit(train, val)
+    assert engine.heldout_ is not None
+    in_sample = engine.predict_proba(val.texts)
+    tuned = tune_abstain(engine, val, in_sample, None, 0.95)
+    assert tuned is not None
+    best = in_sample.argmax(1)
+    right_in_sample = np.mean([engine.classes_[int(i)] == g[0] for i, g in zip(best, val.labels, strict=True)])
+    assert tuned["precision_all"] < right_in_sample
+    assert tuned["coverage"] < 1.0  # held-out precision is under 0.95 on trec: the rule abstains on some
