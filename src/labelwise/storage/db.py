@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +21,6 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 logger = logging.getLogger(__name__)
-
-# The newest revision of each branch in migrations/versions (tests/unit/storage checks it against Alembic).
-HEADS = frozenset({"0003_jobs", "0003_monitoring"})
 
 
 def _json_text(value: Any) -> str:
@@ -69,8 +67,8 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent; safe to call on every start).
 
-        A database already at `HEADS` is left alone without loading Alembic and its scripts (about 0.4 s of every
-        start); tests hold `HEADS` equal to the migration scripts' heads.
+        A database already at the scripts' heads is left alone without running Alembic's upgrade (its environment
+        and a migration context).
         """
         if self.at_heads():
             return
@@ -94,7 +92,7 @@ class Database:
                 rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
         except (OperationalError, ProgrammingError):  # no such table yet, or no database
             return False
-        return set(rows) == HEADS
+        return set(rows) == heads()
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -107,6 +105,15 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@functools.cache
+def heads() -> frozenset[str]:
+    """The newest revision of each branch of the migration scripts (one, since 0004 merged the two 0003s); read
+    from the scripts by Alembic, once per process."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
 
 def alembic_config(url: str) -> Config:
