@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from labelwise.api.errors import UNAUTHORIZED_MESSAGE, labelwise_error_response
 from labelwise.api.middleware import header, state_of
 from labelwise.api.ratelimit import AuthFailureGuard
-from labelwise.errors import Forbidden, Unauthorized
+from labelwise.errors import Forbidden, StorageUnavailable, Unauthorized
 from labelwise.services.keys import KeyService, Principal, hash_key
 from labelwise.services.keys import Scope as KeyScope
 
@@ -120,6 +120,13 @@ class KeyVerifier:
     async def _lookup(self, digest: str, key: str) -> Principal | None:
         try:
             principal = await asyncio.to_thread(self.keys.verify, key)
+        except StorageUnavailable:
+            held = self._cache.get(digest)
+            if held is None or held[0] is None:
+                raise
+            # The database is away: a key this process verified before keeps working for another TTL (a revocation
+            # meanwhile takes effect when the database is back); any other key gets the 503.
+            principal = held[0]
         finally:
             del self._lookups[digest]
         now = time.monotonic()

@@ -1,9 +1,18 @@
-"""Database connection and migrations. One `Database` per process, built by the composition root."""
+"""Database connection and migrations. One `Database` per process, built by the composition root.
+
+A PostgreSQL server that cannot be reached (stopped, restarting, the network away) is mapped here, once, for every
+caller: the driver's connection errors become `StorageUnavailable` (503 `storage_unavailable` with `Retry-After` at
+the API), raised `from` the original. The outage is logged once when it starts and once when a statement succeeds
+again, not per request; nothing needs restarting, since the pool (pre-ping) replaces the dead connections.
+SQLite, a file in the process's own data directory, has no such outage and keeps its errors as they are.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -11,11 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from labelwise.errors import StorageError
+from labelwise.errors import StorageUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -38,6 +48,47 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+UNAVAILABLE_MESSAGE = "storage unavailable: the database cannot be reached; retry later"
+RETRY_AFTER_SECONDS = 5
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class Availability:
+    """Whether the database answered lately: flips to down on the first connection error of an outage and back up
+    on the first statement that succeeds, logging each change once (the URL without its password, the error's
+    class, never its text)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = _redact(url)
+        self._down_since: float | None = None
+        self._lock = threading.Lock()
+        self.outages = 0
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
+            self.outages += 1
+        logger.warning(
+            "database unavailable; answering 503 storage_unavailable until it is back",
+            extra={"database": self.url, "error": type(error).__name__},
+        )
+
+    def answered(self) -> None:
+        if self._down_since is None:  # the common case: no lock taken
+            return
+        with self._lock:
+            if self._down_since is None:
+                return
+            seconds, self._down_since = time.monotonic() - self._down_since, None
+        logger.warning("database available again", extra={"database": self.url, "outage_seconds": round(seconds, 3)})
+
+
 class Database:
     """Owns the SQLAlchemy engine and session factory for one database URL."""
 
@@ -53,10 +104,34 @@ class Database:
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
+            # A host that drops packets would hold each request as long as the driver waits for a connection:
+            # without a bound of the URL's own, a request gives up after CONNECT_TIMEOUT_SECONDS (and gets 503).
+            waits = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
             self.engine = create_engine(
-                url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_text
+                url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                json_serializer=_json_text,
+                connect_args=waits,
             )
+        self.availability = Availability(url)
+        if not self.is_sqlite:
+            event.listen(self.engine, "handle_error", self._unavailable)
+            event.listen(self.engine, "after_cursor_execute", self._answered)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _unavailable(self, context: ExceptionContext) -> None:
+        """The storage boundary: a connection error (refused, cut, timed out) becomes `StorageUnavailable`."""
+        if context.is_pre_ping:
+            return  # the pool answers a failed ping itself, by connecting afresh (which comes back here if it fails)
+        error = context.sqlalchemy_exception
+        if isinstance(error, OperationalError | InterfaceError) or context.is_disconnect:
+            self.availability.failed(context.original_exception)
+            raise StorageUnavailable(UNAVAILABLE_MESSAGE, retry_after=RETRY_AFTER_SECONDS) from error
+
+    def _answered(self, *_: Any) -> None:
+        self.availability.answered()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -82,15 +157,15 @@ class Database:
                 config = alembic_config(self.url)
                 config.attributes["connection"] = connection
                 command.upgrade(config, "heads")
-        except OperationalError as exc:
-            raise StorageError(f"database unreachable: {_redact(self.url)}") from exc
+        except (OperationalError, StorageUnavailable) as exc:
+            raise StorageUnavailable(f"database unreachable: {_redact(self.url)}") from exc
 
     def at_heads(self) -> bool:
         """True when the schema is at the newest revision of every migration branch."""
         try:
             with self.engine.connect() as connection:
                 rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-        except (OperationalError, ProgrammingError):  # no such table yet, or no database
+        except (OperationalError, ProgrammingError, StorageUnavailable):  # no such table yet, or no database
             return False
         return set(rows) == heads()
 
@@ -100,7 +175,7 @@ class Database:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
             return True
-        except OperationalError:
+        except (OperationalError, StorageUnavailable):
             return False
 
     def dispose(self) -> None:
@@ -128,9 +203,4 @@ def alembic_config(url: str) -> Config:
 
 def _redact(url: str) -> str:
     """The URL with any password replaced, safe for messages and logs."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    return make_url(url).render_as_string(hide_password=True)
