@@ -57,7 +57,8 @@ def labelwise_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> I
         _, stderr = process.communicate(timeout=60)
         server.log = stderr
     assert process.returncode == 0, stderr[-3000:]
-    assert "Traceback" not in stderr, stderr[-3000:]
+    tracebacks = [line[:400] for line in stderr.splitlines() if "Traceback" in line]
+    assert not tracebacks, tracebacks
 
 
 def _children(parent: int) -> list[int]:
