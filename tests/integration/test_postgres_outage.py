@@ -107,6 +107,12 @@ def test_postgres_outage_answers_503_and_loses_no_usage(tmp_path: Path, shared_d
             _unavailable(first)
             assert first.json()["error"]["code"] == "storage_unavailable"
             assert first.json()["error"]["request_id"]
+            answer_ms = []
+            for _ in range(20):
+                started = time.perf_counter()
+                _unavailable(admin.get("/v1/usage"))
+                answer_ms.append((time.perf_counter() - started) * 1000)
+            answer_ms.sort()
             _unavailable(admin.get("/v1/keys"))
             _unavailable(admin.post("/v1/keys", json={"name": "new", "scopes": ["classify"]}))
             _unavailable(admin.get("/v1/jobs/job_missing"))
@@ -151,7 +157,8 @@ def test_postgres_outage_answers_503_and_loses_no_usage(tmp_path: Path, shared_d
         assert 1 <= len(up) <= workers, up
         assert not [x for x in lines if x["level"] == "ERROR"], [x["msg"] for x in lines if x["level"] == "ERROR"]
         print(
-            f"\nfigures: first 503 {to_first_503 * 1000:.0f} ms after the stop; ready and /v1/usage 200 "
+            f"\nfigures: first 503 {to_first_503 * 1000:.0f} ms after the stop; 20 more 503s median "
+            f"{answer_ms[10]:.1f} ms, max {answer_ms[-1]:.1f} ms; ready and /v1/usage 200 "
             f"{to_recover:.2f} s after the start; usage requests before {before}, during the outage {during}, "
             f"after {after}, on the ledger {expected}; paying key {paid} before, 503 during, balance "
             f"{BALANCE} -> {BALANCE - paid}; log lines: {len(down)} unavailable, {len(up)} available again"
