@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from labelwise.errors import StorageUnavailable
@@ -62,18 +62,12 @@ class Availability:
         self.url = _redact(url)
         self._down_since: float | None = None
         self._lock = threading.Lock()
-        self.outages = 0
-
-    @property
-    def down(self) -> bool:
-        return self._down_since is not None
 
     def failed(self, error: BaseException) -> None:
         with self._lock:
             if self._down_since is not None:
                 return
             self._down_since = time.monotonic()
-            self.outages += 1
         logger.warning(
             "database unavailable; answering 503 storage_unavailable until it is back",
             extra={"database": self.url, "error": type(error).__name__},
@@ -122,13 +116,15 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _unavailable(self, context: ExceptionContext) -> None:
-        """The storage boundary: a connection error (refused, cut, timed out) becomes `StorageUnavailable`."""
+        """The storage boundary: no connection to be had (refused, timed out) or one cut under a statement becomes
+        `StorageUnavailable`. Errors of a statement on a live connection (a deadlock, a serialization failure, a
+        cancelled query: also `OperationalError`s) are left as they are: the database is there."""
         if context.is_pre_ping:
             return  # the pool answers a failed ping itself, by connecting afresh (which comes back here if it fails)
-        error = context.sqlalchemy_exception
-        if isinstance(error, OperationalError | InterfaceError) or context.is_disconnect:
+        if context.connection is None or context.is_disconnect:
             self.availability.failed(context.original_exception)
-            raise StorageUnavailable(UNAVAILABLE_MESSAGE, retry_after=RETRY_AFTER_SECONDS) from error
+            unavailable = StorageUnavailable(UNAVAILABLE_MESSAGE, retry_after=RETRY_AFTER_SECONDS)
+            raise unavailable from context.sqlalchemy_exception
 
     def _answered(self, *_: Any) -> None:
         self.availability.answered()
