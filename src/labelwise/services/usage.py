@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -38,16 +38,31 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-def _summed(held: UsageEntry, more: UsageEntry) -> UsageEntry:
-    return UsageEntry(
-        held.key_prefix,
-        held.day,
-        held.route,
-        held.requests + more.requests,
-        held.texts + more.texts,
-        held.characters + more.characters,
-        held.credits + more.credits,
-    )
+@dataclass(slots=True)
+class _Row:
+    """A ledger row while it is buffered: added to in place (a request costs one small object, as before the
+    buffer was shared), turned into a `UsageEntry` when written."""
+
+    key_prefix: str
+    day: date
+    route: str
+    requests: int
+    texts: int
+    characters: int
+    credits: int
+
+    def entry(self) -> UsageEntry:
+        return UsageEntry(
+            self.key_prefix, self.day, self.route, self.requests, self.texts, self.characters, self.credits
+        )
+
+
+def _added(held: _Row, more: _Row) -> _Row:
+    held.requests += more.requests
+    held.texts += more.texts
+    held.characters += more.characters
+    held.credits += more.credits
+    return held
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +126,7 @@ class UsageMeter:
         self.flush_seconds = flush_seconds
         self._today = today
         self._buffer = BufferedWriter(
-            repo.add, name="usage", max_rows=max_rows, merge=_summed, on_drop=BUFFER_DROPPED.labels("usage").inc
+            self._write, name="usage", max_rows=max_rows, merge=_added, on_drop=BUFFER_DROPPED.labels("usage").inc
         )
         self._periodic = Periodic(
             self.flush,
@@ -124,7 +139,10 @@ class UsageMeter:
     def record(self, key: str, route: str, *, texts: int, characters: int, credits: int) -> None:
         """Count one successful request of `texts` texts (no I/O: flushed later)."""
         day = self._today()
-        self._buffer.add(UsageEntry(key, day, route, 1, texts, characters, credits), key=(key, day, route))
+        self._buffer.add(_Row(key, day, route, 1, texts, characters, credits), key=(key, day, route))
+
+    def _write(self, rows: Sequence[_Row]) -> None:
+        self.repo.add([row.entry() for row in rows])
 
     @property
     def pending(self) -> int:
