@@ -165,10 +165,7 @@ class PredictionLog:
 
     async def stop(self) -> None:
         await self._periodic.stop()
-        try:
-            await self.flush()
-        except Exception:
-            logger.exception("prediction log not written at shutdown", extra={"rows": self.pending})
+        await self._buffer.close()
 
     async def _tick(self) -> None:
         """One round of the background loop: flush, and now and then blank raw texts past retention."""

@@ -165,10 +165,7 @@ class UsageMeter:
     async def stop(self) -> None:
         """Stop the periodic flush and write what is left."""
         await self._periodic.stop()
-        try:
-            await self.flush()
-        except Exception:
-            logger.exception("usage not written at shutdown", extra={"rows": self.pending})
+        await self._buffer.close()
 
     def read(self, start: date, end: date, key: str | None = None) -> UsageReport:
         """The ledger as stored (what other processes have not flushed yet is not in it)."""

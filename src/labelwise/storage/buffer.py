@@ -111,6 +111,13 @@ class BufferedWriter(Generic[R]):
                 self._writing = 0
             return len(batch)
 
+    async def close(self) -> None:
+        """The last flush, at shutdown: rows that cannot be written then are logged as lost, with their count."""
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception("rows not written at shutdown", extra={"buffer": self.name, "rows": self.pending})
+
     def _put_back(self, batch: dict[Hashable, R]) -> None:
         for key, row in self._rows.items():
             held = batch.get(key)

@@ -92,3 +92,16 @@ def test_rows_being_written_count_against_the_bound() -> None:
         return pending, accepted
 
     assert asyncio.run(scenario()) == (2, False)
+
+
+def test_close_writes_what_is_left_or_logs_it_as_lost(caplog: pytest.LogCaptureFixture) -> None:
+    sink = Sink()
+    buffer = BufferedWriter(sink.write, name="usage", max_rows=10)
+    buffer.add(1)
+    asyncio.run(buffer.close())
+    assert sink.batches == [[1]]
+    buffer.add(2)
+    sink.down = True
+    asyncio.run(buffer.close())  # does not raise: the server is stopping
+    lost = [r for r in caplog.records if r.getMessage() == "rows not written at shutdown"]
+    assert [(r.buffer, r.rows) for r in lost] == [("usage", 1)]  # type: ignore[attr-defined]
