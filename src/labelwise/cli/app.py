@@ -14,6 +14,7 @@ from labelwise.cli import (
     client_cmd,
     jobs_cmd,
     keys_cmd,
+    migrate_cmd,
     models_cmd,
     monitor_cmd,
     serve_cmd,
@@ -46,6 +47,7 @@ app.command("drift")(monitor_cmd.drift)
 models_cmd.app.command("promote")(monitor_cmd.promote)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("worker")(worker_cmd.worker)
+app.command("migrate")(migrate_cmd.migrate)
 app.command("classify")(client_cmd.classify)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
