@@ -97,7 +97,19 @@ def build() -> None:
         conf = WORK / "pip.conf"
         conf.write_text("[global]\ncert = /etc/ssl/certs/host-ca.crt\n")
         mounts = ["-v", f"{ca}:/etc/ssl/certs/host-ca.crt:ro", "-v", f"{conf}:/etc/pip.conf:ro"]
-    podman("build", "--network=host", *mounts, "--build-arg", f"BASE_IMAGE={BASE}", "-t", IMAGE, str(REPO))
+    # Docker's image format: the OCI format has no HEALTHCHECK, and podman would drop it.
+    podman(
+        "build",
+        "--format",
+        "docker",
+        "--network=host",
+        *mounts,
+        "--build-arg",
+        f"BASE_IMAGE={BASE}",
+        "-t",
+        IMAGE,
+        str(REPO),
+    )
 
 
 @contextmanager
