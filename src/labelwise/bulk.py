@@ -18,6 +18,7 @@ workers, with credits, progress and results kept in the database.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -78,8 +79,9 @@ def predict_dataset(
 ) -> BulkResult:
     """Classify every row of `source` into `destination` on Ray; returns the version used and the rows written.
 
-    `address`: a running cluster (`auto`, `ray://host:10001`, ...); None starts a local Ray instance (with
-    `num_cpus` CPUs, default all) unless this process already joined one. `concurrency`: the most actors, each
+    `address`: a running cluster (`auto`, `ray://host:10001`, ...); None joins the cluster in `RAY_ADDRESS` if
+    set, else starts a local Ray instance (with `num_cpus` CPUs, default all), unless this process already
+    joined one. `concurrency`: the most actors, each
     loading the model once and using one CPU (default: the cluster's CPUs less one, which reading and writing
     use). `batch_rows`: rows per call of an actor.
     """
@@ -90,14 +92,16 @@ def predict_dataset(
     in_format, out_format = _format(source, "input"), _format(destination, "output")
     if _same_place(source, destination):
         raise InvalidRequest("output: must differ from the input", param="output")
+    # Ray's tasks run in other processes (other machines, on a cluster) with their own working directory.
+    source, destination = _absolute(source), _absolute(destination)
     settings = settings or Settings()
     record = resolve(model, settings)
     ray = import_ray()
     if not ray.is_initialized():
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address is None and num_cpus is not None:
-            options["num_cpus"] = num_cpus
-        ray.init(address=address, **options)
+        options: dict[str, Any] = {}
+        if address is None and not os.environ.get("RAY_ADDRESS"):  # starting a local instance, not joining one
+            options = {"include_dashboard": False} | ({"num_cpus": num_cpus} if num_cpus else {})
+        ray.init(address=address, log_to_driver=False, **options)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # rows come out in input order, like local predict
     context.enable_progress_bars = progress
@@ -138,6 +142,10 @@ def _format(uri: str, param: str) -> FileFormat:
         return detect_format(Path(PurePosixPath(uri.rstrip("/")).name))
     except DataError as exc:
         raise InvalidRequest(f"{param}: {exc.message}", param=param) from None
+
+
+def _absolute(uri: str) -> str:
+    return uri if "://" in uri else str(Path(uri).expanduser().resolve())
 
 
 def _same_place(source: str, destination: str) -> bool:

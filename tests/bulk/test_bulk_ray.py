@@ -1,10 +1,13 @@
 """Bulk inference on a local Ray instance equals local `labelwise predict`, row for row; without Ray, `--ray` fails
-with one line that names the extra. One Ray start for the module (two CPUs: one actor and the read and write tasks; no dashboard) keeps it cheap."""
+with one line that names the extra; the README's example runs. One Ray start for the module keeps it cheap (two
+CPUs: one actor and the read and write tasks; no dashboard)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +38,7 @@ TOPICS = {
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A data directory (SQLite) with the linear model `topics` 1.0.0, and Ray started once for the module."""
+    """A data directory (SQLite) with the linear model `tickets` 1.0.0, and Ray started once for the module."""
     root = tmp_path_factory.mktemp("bulk")
     settings = Settings(data_dir=root / "data")
     settings.data_dir.mkdir()
@@ -50,7 +53,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     from labelwise.registry.store import ModelStore
     from labelwise.storage.repositories import ModelRepository
 
-    ModelService(ModelStore(settings.models_dir, ModelRepository(db))).train(TrainRequest(name="topics", train=train))
+    ModelService(ModelStore(settings.models_dir, ModelRepository(db))).train(TrainRequest(name="tickets", train=train))
     db.dispose()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -100,12 +103,12 @@ def test_ray_output_equals_local_predict(
     local, remote = tmp_path / f"local{suffix}", tmp_path / f"ray{suffix}"
     monkeypatch.setenv("LABELWISE_DATA_DIR", str(trained.data_dir))
     with pytest.raises(SystemExit) as done:
-        main(["predict", "topics", "--input", str(source), "--output", str(local), "--json"])
+        main(["predict", "tickets", "--input", str(source), "--output", str(local), "--json"])
     assert done.value.code == 0
 
-    result = predict_dataset("topics", str(source), str(remote), settings=trained, batch_rows=25, progress=False)
+    result = predict_dataset("tickets", str(source), str(remote), settings=trained, batch_rows=25, progress=False)
 
-    assert (result.model, result.model_version, result.rows) == ("topics", "1.0.0", len(inputs))
+    assert (result.model, result.model_version, result.rows) == ("tickets", "1.0.0", len(inputs))
     assert remote.is_dir()
     expected, got = _read_rows(local), _read_rows(remote)
     assert len(got) == len(inputs)
@@ -119,10 +122,10 @@ def test_cli_predict_with_ray(trained: Settings, tmp_path: Path, run_in: Any) ->
     inputs = _texts_file(source)
     output = tmp_path / "out.parquet"
     code, out, err = run_in(
-        trained, "predict", "topics", "--input", str(source), "--output", str(output), "--ray", "--batch-size", "50"
+        trained, "predict", "tickets", "--input", str(source), "--output", str(output), "--ray", "--batch-size", "50"
     )
     assert code == 0, err
-    assert json.loads(out) == {"model": "topics", "model_version": "1.0.0", "rows": len(inputs), "output": str(output)}
+    assert json.loads(out) == {"model": "tickets", "model_version": "1.0.0", "rows": len(inputs), "output": str(output)}
     assert len(_read_rows(output)) == len(inputs)
 
 
@@ -148,7 +151,23 @@ def test_without_ray_the_error_names_the_extra(
     _texts_file(source)
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError, as when it is absent
     code, _, err = run_in(
-        trained, "predict", "topics", "--input", str(source), "--output", str(tmp_path / "o.csv"), "--ray"
+        trained, "predict", "tickets", "--input", str(source), "--output", str(tmp_path / "o.csv"), "--ray"
     )
     assert code == 1
     assert err.strip().splitlines() == ["error: bulk inference on Ray needs Ray Data: pip install 'labelwise[ray]'"]
+
+
+def test_the_readme_example(trained: Settings, tmp_path: Path) -> None:
+    from tests.readme.test_readme import readme_blocks
+
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    inputs = _texts_file(tmp_path / "big.csv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWISE_")}
+    # `--ray` with no address joins the cluster in RAY_ADDRESS: the module's, instead of a second start.
+    env.update(LABELWISE_DATA_DIR=str(trained.data_dir), RAY_ADDRESS=ray.get_runtime_context().gcs_address)
+    script = readme_blocks()["ray"]
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(_read_rows(tmp_path / "predicted.parquet")) == len(inputs)
