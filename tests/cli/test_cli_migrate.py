@@ -1,9 +1,11 @@
-"""`labelwise migrate` (the Kubernetes migration Job's command) brings an empty database to the newest schema."""
+"""`labelwise migrate` (the Kubernetes migration Job's command) brings an empty database to the newest schema, and
+the CLI honours LABELWISE_ENCODER_DIR as the server does (the container image's worker relies on both)."""
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from sqlalchemy import inspect
 from tests.cli.conftest import Run
@@ -25,3 +27,19 @@ def test_migrate_creates_the_schema_once(run: Run) -> None:
     code, out, _ = run("migrate")  # idempotent
     assert code == 0
     assert "up to date" in out
+
+
+def test_cli_uses_the_configured_encoder_directory(tmp_path: Path) -> None:
+    # The image ships the encoder derived in /opt/labelwise/encoder; a `labelwise worker` there must use it too.
+    from labelwise.cli.context import Context
+    from labelwise.config import Settings
+    from labelwise.encoder import runtime
+
+    before = runtime.default_cache_dir()
+    try:
+        Context(Settings(data_dir=tmp_path / "data", encoder_dir=tmp_path / "encoder")).store  # noqa: B018
+        assert runtime.default_cache_dir() == tmp_path / "encoder"
+        Context(Settings(data_dir=tmp_path / "data", encoder_dir=None)).store  # noqa: B018
+        assert runtime.default_cache_dir() == tmp_path / "data" / "encoder"
+    finally:
+        runtime.configure_encoder(before)

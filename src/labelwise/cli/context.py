@@ -31,8 +31,9 @@ class Context:
     def store(self) -> ModelStore:
         from labelwise.encoder.runtime import configure_encoder
 
-        # Encoder engines derive their quantized model once, inside the data directory.
-        configure_encoder(self.settings.data_dir / "encoder")
+        # Encoder engines derive their quantized model once: where the settings say (a container image ships it
+        # derived, LABELWISE_ENCODER_DIR), else inside the data directory, as the server does.
+        configure_encoder(self.settings.encoder_dir or self.settings.data_dir / "encoder")
         return ModelStore(self.settings.models_dir, ModelRepository(self.db))
 
     @cached_property
