@@ -81,9 +81,8 @@ def predict_dataset(
 
     `address`: a running cluster (`auto`, `ray://host:10001`, ...); None joins the cluster in `RAY_ADDRESS` if
     set, else starts a local Ray instance (with `num_cpus` CPUs, default all), unless this process already
-    joined one. `concurrency`: the most actors, each
-    loading the model once and using one CPU (default: the cluster's CPUs less one, which reading and writing
-    use). `batch_rows`: rows per call of an actor.
+    joined one. `concurrency`: the most actors, each loading the model once and using one CPU (default: the
+    cluster's CPUs less one, which reading and writing use). `batch_rows`: rows per call of an actor.
     """
     if batch_rows < 1:
         raise InvalidRequest(f"batch_rows: {batch_rows}, must be at least 1", param="batch_rows")
@@ -108,7 +107,7 @@ def predict_dataset(
     # One CPU stays free for the read and write tasks: with every CPU held by an actor, nothing would feed them.
     actors = concurrency or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
     files = ray.put(_pack(settings, record))
-    dataset = _read(ray, source, in_format, text_col)
+    dataset = _read(ray, source, in_format)
     predicted = dataset.map_batches(
         _Classifier,
         fn_constructor_args=(record, files, text_col, out_format),
@@ -118,7 +117,7 @@ def predict_dataset(
         num_cpus=1,
     )
     _write(ray, predicted, destination, out_format)
-    rows = int(_read(ray, destination, out_format, None).count())
+    rows = int(_read(ray, destination, out_format).count())
     logger.info("bulk prediction done", extra={"model": record.ref, "rows": rows, "actors": actors})
     return BulkResult(record.name, record.version, rows, destination)
 
@@ -162,7 +161,7 @@ def _pack(settings: Settings, record: ModelVersion) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def _read(ray: Any, uri: str, kind: FileFormat, text_col: str | None) -> Any:
+def _read(ray: Any, uri: str, kind: FileFormat) -> Any:
     if kind is FileFormat.PARQUET:
         return ray.data.read_parquet(uri)
     if kind is FileFormat.JSONL:
