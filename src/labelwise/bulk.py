@@ -124,16 +124,13 @@ def predict_dataset(
 
 def resolve(model: str, settings: Settings) -> ModelVersion:
     """The version `model` names now (`name`, `name@alias` or `name:version`), from the database of `settings`."""
-    from labelwise.storage.db import Database
-    from labelwise.storage.repositories import ModelRepository
+    from labelwise.bootstrap import Container
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url())
+    container = Container(settings, open_migrates=True)
     try:
-        db.migrate()
-        return ModelStore(settings.models_dir, ModelRepository(db)).resolve(model)
+        return container.store.resolve(model)
     finally:
-        db.dispose()
+        container.db.dispose()
 
 
 def _format(uri: str, param: str) -> FileFormat:

@@ -31,15 +31,15 @@ def test_migrate_creates_the_schema_once(run: Run) -> None:
 
 def test_cli_uses_the_configured_encoder_directory(tmp_path: Path) -> None:
     # The image ships the encoder derived in /opt/labelwise/encoder; a `labelwise worker` there must use it too.
-    from labelwise.cli.context import Context
+    from labelwise.bootstrap import Container
     from labelwise.config import Settings
     from labelwise.encoder import runtime
 
     before = runtime.default_cache_dir()
     try:
-        Context(Settings(data_dir=tmp_path / "data", encoder_dir=tmp_path / "encoder")).store  # noqa: B018
+        Container(Settings(data_dir=tmp_path / "data", encoder_dir=tmp_path / "encoder")).store  # noqa: B018
         assert runtime.default_cache_dir() == tmp_path / "encoder"
-        Context(Settings(data_dir=tmp_path / "data", encoder_dir=None)).store  # noqa: B018
+        Container(Settings(data_dir=tmp_path / "data", encoder_dir=None)).store  # noqa: B018
         assert runtime.default_cache_dir() == tmp_path / "data" / "encoder"
     finally:
         runtime.configure_encoder(before)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from labelwise.cli.context import Context
+from labelwise.bootstrap import Container
 from labelwise.cli.output import print_json
 
 
@@ -19,8 +19,8 @@ def migrate(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Migrate the database to the newest schema (idempotent)."""
-    context: Context = ctx.obj
-    db = context.db  # building it migrates
+    context: Container = ctx.obj
+    db = context.db  # the CLI's container migrates the database when it first opens it
     at_heads = db.at_heads()
     if as_json:
         print_json({"migrated": at_heads})
