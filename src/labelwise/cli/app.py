@@ -10,22 +10,24 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from labelwise.bootstrap import Container
 from labelwise.cli import (
     client_cmd,
     jobs_cmd,
     keys_cmd,
+    migrate_cmd,
     models_cmd,
     monitor_cmd,
     serve_cmd,
     usage_cmd,
     worker_cmd,
 )
-from labelwise.cli.context import Context
 from labelwise.cli.output import console, fail, print_json, print_table
 from labelwise.cli.progress import row_progress, step_progress
 from labelwise.client import LabelwiseAPIError
 from labelwise.config import Settings
 from labelwise.data import ReadOptions
+from labelwise.domain import ModelVersion
 from labelwise.errors import LabelwiseError
 from labelwise.logs import configure_logging
 from labelwise.services.training import TrainRequest
@@ -46,6 +48,7 @@ app.command("drift")(monitor_cmd.drift)
 models_cmd.app.command("promote")(monitor_cmd.promote)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("worker")(worker_cmd.worker)
+app.command("migrate")(migrate_cmd.migrate)
 app.command("classify")(client_cmd.classify)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -87,7 +90,7 @@ def _root(ctx: typer.Context) -> None:
         fail(f"LABELWISE_{str(first['loc'][0]).upper()}: {first['msg']}")
     configure_logging("WARNING", json=True)
     logging.getLogger("labelwise").setLevel(settings.log_level if settings.log_level != "INFO" else "WARNING")
-    ctx.obj = Context(settings)
+    ctx.obj = Container(settings, open_migrates=True)
 
 
 @app.command()
@@ -119,7 +122,7 @@ def train(
 ) -> None:
     """Train a model on labeled data, evaluate it and publish it as a new version; its report compares it with the
     version in production, if there is one."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     feedback = monitor_cmd.feedback_rows(context, name) if with_feedback else ()
     data = data or (monitor_cmd.original_data(context, name) if with_feedback else None)
     if data is None:
@@ -138,6 +141,11 @@ def train(
     )
     with step_progress(enabled=not as_json) as progress:
         record, report = context.models.train(request, progress=progress)
+    _print_trained(context, record, report, as_json=as_json)
+
+
+def _print_trained(context: Container, record: ModelVersion, report: dict[str, Any], *, as_json: bool) -> None:
+    """The new version's headline metrics, its data warnings and where its report is."""
     summary: dict[str, Any] = {
         "model": record.name,
         "version": record.version,
@@ -172,7 +180,7 @@ def eval_(
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a stored model on a labeled file."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     metrics = context.models.evaluate(model, data, read_options(text_col, label_col, label_sep, None))
     if as_json:
         print_json(metrics)
@@ -195,27 +203,50 @@ def eval_(
     )
 
 
+RAY_LOCAL = "local"
+
+
 @app.command()
 def predict(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model: name, name@alias or name:version.")],
     text: Annotated[str | None, typer.Argument(help="A text to classify.")] = None,
-    input_: Annotated[Path | None, typer.Option("--input", help="File of texts (CSV, TSV, JSONL, Parquet).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", help="Where to write predictions.")] = None,
+    input_: Annotated[
+        str | None, typer.Option("--input", help="File of texts (CSV, TSV, JSONL, Parquet); with --ray also a URI.")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", help="Where to write predictions; with --ray a directory or URI.")
+    ] = None,
     text_col: TextCol = "text",
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Labels to show for a single text.")] = 3,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Run on Ray Data (the labelwise[ray] extra): a cluster's ADDRESS, or none for a local instance.",
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="With --ray: rows per actor call.")] = 4096,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, help="With --ray: actors (default: one per CPU).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Classify one text, or stream a whole file into a file with label and score columns."""
-    context: Context = ctx.obj
+    """Classify one text, or stream a whole file into a file with label and score columns (with --ray, on a Ray
+    cluster: each actor loads the model once)."""
+    context: Container = ctx.obj
     if (text is None) == (input_ is None):
         fail("give either a TEXT or --input FILE", code=2)
     if input_ is not None:
         if output is None:
             fail("--output is required with --input", code=2)
         assert output is not None
-        with row_progress(input_, enabled=not as_json) as advance:
-            rows = context.models.predict_file(model, input_, output, text_col=text_col, on_rows=advance)
+        if ray is not None:
+            _predict_on_ray(context, model, input_, output, ray, text_col, batch_size, concurrency, as_json)
+            return
+        with row_progress(Path(input_), enabled=not as_json) as advance:
+            rows = context.models.predict_file(model, Path(input_), Path(output), text_col=text_col, on_rows=advance)
         if as_json:
             print_json({"rows": rows, "output": str(output)})
         else:
@@ -235,6 +266,38 @@ def predict(
     )
 
 
+def _predict_on_ray(
+    context: Container,
+    model: str,
+    source: str,
+    output: str,
+    ray: str,
+    text_col: str,
+    batch_size: int,
+    concurrency: int | None,
+    as_json: bool,
+) -> None:
+    from labelwise.bulk import predict_dataset
+
+    result = predict_dataset(
+        model,
+        source,
+        output,
+        settings=context.settings,
+        text_col=text_col,
+        address=None if ray == RAY_LOCAL else ray,
+        batch_rows=batch_size,
+        concurrency=concurrency,
+        progress=not as_json,
+    )
+    if as_json:
+        print_json(
+            {"model": result.model, "model_version": result.model_version, "rows": result.rows, "output": output}
+        )
+    else:
+        console.print(f"{result.model} {result.model_version}: {result.rows:,} rows -> {output}", highlight=False)
+
+
 def _prediction_dict(prediction: Any) -> dict[str, Any]:
     return {
         "labels": [{"label": s.label, "score": s.score} for s in prediction.labels],
@@ -242,10 +305,22 @@ def _prediction_dict(prediction: Any) -> dict[str, Any]:
     }
 
 
+def _ray_address_optional(args: list[str]) -> list[str]:
+    """`predict ... --ray` with no ADDRESS (last, or before another option) means a local Ray instance. Click's own
+    optional option values do not survive Typer, so the missing value is filled in here."""
+    if "predict" not in args:
+        return args
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--ray" and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out.insert(i + 1, RAY_LOCAL)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; any `LabelwiseError`, `LabelwiseAPIError` or file problem becomes one line on stderr, exit 1."""
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=_ray_address_optional(sys.argv[1:] if argv is None else argv), standalone_mode=True)
     except LabelwiseError as exc:
         fail(exc.message)
     except LabelwiseAPIError as exc:  # from the API client (`classify`): the server's code, message, request id

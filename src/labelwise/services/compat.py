@@ -8,9 +8,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from labelwise.domain import LabelScore
 from labelwise.errors import InputTooLong, InvalidRequest
-from labelwise.services.classify import Classification, ClassifyService
+from labelwise.services.classify import Classification, ClassifyService, check_texts
 from labelwise.services.credits import Payer
 from labelwise.services.zeroshot import LabelLimits, ZeroShotService, check_labels
 
@@ -27,10 +26,11 @@ CATEGORY_MODES = {"exclusive": "exclusive", "confidence": "confidence", "binary"
 
 @dataclass(frozen=True, slots=True)
 class CategoryScores:
-    """Scores by category key (in the request's order) and what the request cost."""
+    """Scores by category key (in the request's order), what the request cost, and the classification behind."""
 
     scores: dict[str, float]
     cost: int
+    classification: Classification
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ class CompatService:
             scores = {key: found[key] for key in checked if threshold is None or found[key] >= threshold}
         engine = result.model.engine
         cost = result.charge.cost if result.charge is not None else self.classify_service.cost(engine, 1)
-        return CategoryScores(scores, cost)
+        return CategoryScores(scores, cost, result)
 
     async def _trained(self, text: str, keys: list[str], model: str, payer: Payer | None) -> Classification:
         service = self.classify_service
@@ -103,13 +103,12 @@ class CompatService:
 
     async def labels(
         self, text: str, labels: Sequence[str], *, multi_class: bool = False, payer: Payer | None = None
-    ) -> list[LabelScore]:
+    ) -> Classification:
         """Every label with its zero-shot score, best first (independent scores when `multi_class`)."""
-        result = await self.zeroshot.classify(
+        return await self.zeroshot.classify(
             [text], [(label, "") for label in labels], mode="multi_label" if multi_class else "exclusive",
             top_k=None, single=True, payer=payer,
         )  # fmt: skip
-        return list(result.predictions[0].labels)
 
     async def label_order(
         self,
@@ -121,7 +120,10 @@ class CompatService:
         request_id: str | None = None,
     ) -> LabelOrderScores:
         """Scores of `texts` by a trained model, each row in the model's label order (truncated to N words)."""
-        self._check_inputs(texts)
+        limits = self.classify_service.limits
+        check_texts(
+            texts, param="input", max_texts=limits.max_batch_texts, max_chars=limits.max_text_chars, index_one=False
+        )
         if truncate_words is not None:
             texts = [" ".join(t.split()[:truncate_words]) or t for t in texts]
         result = await self.classify_service.classify(
@@ -133,21 +135,3 @@ class CompatService:
             by_label = {s.label: s.score for s in prediction.labels}
             probs.append([by_label[label] for label in order])
         return LabelOrderScores(result, probs, sum(len(t.split()) for t in texts))
-
-    def _check_inputs(self, texts: Sequence[str]) -> None:
-        """The native limits, with errors naming vLLM's field: `input`, `input[3]`."""
-        limits = self.classify_service.limits
-        if not texts:
-            raise InvalidRequest("input: at least one text is needed", param="input")
-        if len(texts) > limits.max_batch_texts:
-            raise InvalidRequest(f"input: {len(texts):,} texts, the limit is {limits.max_batch_texts:,}", param="input")
-        for i, text in enumerate(texts):
-            name = f"input[{i}]" if len(texts) > 1 else "input"
-            if len(text) > limits.max_text_chars:
-                raise InputTooLong(
-                    f"{name}: {len(text):,} characters, the limit is {limits.max_text_chars:,}",
-                    param=name,
-                    limit=limits.max_text_chars,
-                )
-            if not text:
-                raise InvalidRequest(f"{name}: must not be empty", param=name)

@@ -198,5 +198,5 @@ def alembic_config(url: str) -> Config:
 
 
 def _redact(url: str) -> str:
-    """The URL with any password replaced, safe for messages and logs."""
+    """The URL with any password replaced by `***`, safe for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)

@@ -7,14 +7,18 @@ import time
 
 from fastapi import APIRouter, Request, Response
 
+from labelwise.api.access import requires
 from labelwise.api.deps import CompatDep, PayerDep, RequestIdDep
+from labelwise.api.respond import Served, annotate
 from labelwise.api.schemas.compat import VllmClassifyItem, VllmClassifyRequest, VllmClassifyResponse, VllmUsage
 from labelwise.api.schemas.embeddings import openai_error_responses
+from labelwise.services.keys import Scope
 
 router = APIRouter(tags=["vllm"], responses=openai_error_responses(400, 401, 402, 403, 404, 413, 429, 500, 503))
 
 
 @router.post("/classify")
+@requires(Scope.CLASSIFY)
 async def vllm_classify(
     body: VllmClassifyRequest,
     request: Request,
@@ -36,10 +40,7 @@ async def vllm_classify(
         texts, model=body.model, truncate_words=body.truncate_prompt_tokens, payer=payer, request_id=request_id
     )
     result = found.classification
-    response.headers["x-queue-time"] = str(round(result.timing.queue_ms, 3))
-    response.headers["x-inference-time"] = str(round(result.timing.inference_ms, 3))
-    request.state.model, request.state.version = result.model.name, result.model.version
-    request.state.texts = len(texts)
+    annotate(request, response, Served.classification(result))
     labels = result.model.labels
     data = [
         VllmClassifyItem(index=i, label=p.labels[0].label, probs=probs, num_classes=len(labels))

@@ -16,6 +16,7 @@ from importlib.resources.abc import Traversable
 
 from fastapi import APIRouter, Request, Response
 
+from labelwise.api.access import public
 from labelwise.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -83,12 +84,14 @@ def _respond(asset: Asset, request: Request) -> Response:
 
 
 @router.get("/")
+@public
 async def index(request: Request) -> Response:
     """The single page of the UI."""
     return _respond(assets()[INDEX], request)
 
 
 @router.get("/ui/{path:path}")
+@public
 async def asset(path: str, request: Request) -> Response:
     """A script, style sheet or icon of the UI."""
     found = assets().get(path)
