@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     encoder_dir: Path | None = Field(default=None, description="derived encoder model; default data_dir/encoder")
     preload_encoder: bool = Field(default=False, description="load the encoder at startup; /ready then waits for it")
     encoder_queue_texts: int = Field(default=2048, ge=1, description="texts waiting for the encoder before 503")
+    encoder_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="how much lower the encoder threads' OS priority is than the event loop's (Linux nice; 0: same)",
+    )
     zeroshot_cache_size: int = Field(default=256, ge=1, description="label sets whose zero-shot engines are kept")
 
     # Limits, credits and usage (see services/limits.py, credits.py, usage.py)

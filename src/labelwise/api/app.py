@@ -18,7 +18,7 @@ from labelwise.api.auth import PUBLIC_PATHS, AuthMiddleware, KeyVerifier
 from labelwise.api.deps import AppServices
 from labelwise.api.errors import install_error_handlers
 from labelwise.api.metrics import MetricsMiddleware
-from labelwise.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from labelwise.api.middleware import BodyLimitMiddleware, EncoderAdmissionMiddleware, RequestContextMiddleware
 from labelwise.api.ratelimit import AuthFailureGuard, RateLimitMiddleware
 from labelwise.api.routes import aliases, classify, health, models, reports, web
 from labelwise.api.routes import categories as categories_routes
@@ -154,7 +154,7 @@ def _encoder_services(
     """The encoder batcher (the encoder itself loads on first use) and the embedding and zero-shot services."""
     configure_encoder(settings.encoder_dir or settings.data_dir / "encoder")
     lazy = LazyEncoder()
-    batcher = EncoderBatcher(lazy, max_queue_texts=settings.encoder_queue_texts)
+    batcher = EncoderBatcher(lazy, max_queue_texts=settings.encoder_queue_texts, nice=settings.encoder_nice)
     embeddings = EmbeddingService(
         batcher, lazy, max_inputs=settings.max_batch_texts, max_text_chars=settings.max_text_chars, billing=billing
     )
@@ -259,7 +259,9 @@ def create_app(
     app.include_router(job_routes.router)
     app.include_router(training_routes.router)
     # Added innermost first: the context (request id, access log, last-resort 500) wraps auth, auth wraps the rate
-    # limit, which wraps the body size limit; all of them answer before the body is read.
+    # limit, which wraps the body size limit; all of them answer before the body is read. Innermost, encoder
+    # admission refuses zero-shot and embedding work the encoder's queue has no room for, before any route runs.
+    app.add_middleware(EncoderAdmissionMiddleware, encoder=encoder_batcher)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
