@@ -45,6 +45,8 @@ ROUTE_SCOPES: Sequence[tuple[str, str]] = (
     ("/v1/keys", KeyScope.ADMIN.value),
     ("/v1/embeddings", KeyScope.CLASSIFY.value),
     ("/classify", KeyScope.CLASSIFY.value),
+    ("/invocations", KeyScope.CLASSIFY.value),
+    ("/pooling", KeyScope.CLASSIFY.value),
     ("/text/classification", KeyScope.CLASSIFY.value),
     ("/classification", KeyScope.CLASSIFY.value),
 )
