@@ -12,13 +12,20 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.middleware.cors import CORSMiddleware
 
 from labelwise import __version__
 from labelwise.api.auth import PUBLIC_PATHS, AuthMiddleware, KeyVerifier
 from labelwise.api.deps import AppServices
 from labelwise.api.errors import install_error_handlers
 from labelwise.api.metrics import MetricsMiddleware
-from labelwise.api.middleware import BodyLimitMiddleware, EncoderAdmissionMiddleware, RequestContextMiddleware
+from labelwise.api.middleware import (
+    BodyLimitMiddleware,
+    EncoderAdmissionMiddleware,
+    RequestContextMiddleware,
+    RootPathMiddleware,
+    cors_options,
+)
 from labelwise.api.ratelimit import AuthFailureGuard, RateLimitMiddleware
 from labelwise.api.routes import aliases, classify, health, models, reports, web
 from labelwise.api.routes import categories as categories_routes
@@ -274,4 +281,8 @@ def create_app(
     app.add_middleware(AuthMiddleware, verifier=verifier, guard=AuthFailureGuard(limiter), public_paths=public)
     app.add_middleware(MetricsMiddleware)  # inside the request context, outside auth: refusals are counted
     app.add_middleware(RequestContextMiddleware)
+    if settings.cors_origins:  # outside auth: a browser's preflight carries no key
+        app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
+    if settings.root_path:
+        app.add_middleware(RootPathMiddleware, root_path=settings.root_path)
     return app

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request context and access log, the body size limit, and encoder admission.
+"""Pure ASGI middleware: request context and access log, the body size limit, encoder admission, and the root
+path behind a proxy (with `cors_options` for Starlette's CORS middleware).
 
 Pure ASGI rather than `BaseHTTPMiddleware` because these run on every request: they add no task per request, and
 they can answer before the application (or anyone) reads the body.
@@ -10,7 +11,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -260,3 +261,49 @@ def _replay(body: bytes, receive: Receive, after: Message | None = None) -> Rece
         return pending.pop(0) if pending else await receive()
 
     return replayed
+
+
+class RootPathMiddleware:
+    """Serves the app under `root_path` (a prefix such as `/labelwise`) behind a reverse proxy.
+
+    A request may arrive with the prefix (a proxy that forwards the path as it is, or a direct call) or without
+    it (a proxy that strips it): either way the app sees its own paths (`/v1/classify`) and `root_path` in the
+    scope, from which the docs and the web UI build their links. Done here rather than with uvicorn's
+    `--root-path`, which prepends the prefix to every path (so a proxy that keeps the prefix would see it twice).
+    """
+
+    def __init__(self, app: ASGIApp, *, root_path: str) -> None:
+        self.app = app
+        self.root_path = root_path
+        self.raw_root = root_path.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        scope = dict(scope)
+        path: str = scope["path"]
+        if path == self.root_path or path.startswith(self.root_path + "/"):
+            scope["path"] = path[len(self.root_path) :] or "/"
+            raw: bytes | None = scope.get("raw_path")
+            if raw is not None and raw.startswith(self.raw_root):
+                scope["raw_path"] = raw[len(self.raw_root) :] or b"/"
+        scope["root_path"] = self.root_path
+        await self.app(scope, receive, send)
+
+
+# What a browser page on an allowed origin may send and read (keys travel in headers, never in cookies).
+CORS_REQUEST_HEADERS = ("authorization", "x-api-key", "content-type", "idempotency-key", "x-request-id")
+CORS_RESPONSE_HEADERS = ("x-request-id", "retry-after", "x-queue-time", "x-inference-time")
+
+
+def cors_options(origins: Sequence[str]) -> dict[str, Any]:
+    """Options of Starlette's `CORSMiddleware` for the API: these origins, any method, the headers above."""
+    return {
+        "allow_origins": list(origins),
+        "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+        "allow_headers": list(CORS_REQUEST_HEADERS),
+        "expose_headers": list(CORS_RESPONSE_HEADERS),
+        "allow_credentials": False,
+        "max_age": 600,
+    }
