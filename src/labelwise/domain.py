@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -65,3 +66,18 @@ class ModelVersion:
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Milliseconds a request spent waiting for its batch's engine (or encoder) call, and that call's duration."""
+
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+
+
+def share_of(request_id: str) -> float:
+    """A stable number in [0, 1) drawn from a request id: the same id always lands in the same place (canary
+    routing and prediction-log sampling both decide by it, so a retried request is treated alike)."""
+    digest = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64

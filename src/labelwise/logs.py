@@ -37,5 +37,8 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The CLI quiets `labelwise` to warnings for its own commands; a server it starts (and the workers forked from
+    # it) logs at `level`, its one line per request included.
+    logging.getLogger("labelwise").setLevel(logging.NOTSET)
     # Alembic narrates every plugin and migration step at INFO; only its warnings belong in a service log.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -178,7 +178,7 @@ def wait_until(predicate: Any, *, timeout: float = 10.0, interval: float = 0.02)
 
 async def wait_ready(app: FastAPI, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while not app.state.services.manager.ready:
+    while not app.container.manager.ready:
         if time.monotonic() > deadline:
             raise AssertionError("app not ready in time")
         await anyio.sleep(0.01)
@@ -193,7 +193,7 @@ class Running:
 
     @property
     def manager(self) -> Any:
-        return self.app.state.services.manager
+        return self.app.container.manager
 
 
 @asynccontextmanager

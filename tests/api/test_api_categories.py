@@ -42,7 +42,7 @@ async def test_types_give_their_score_shapes(running: Running, key: str) -> None
     assert set(binary.data.values()) <= {0.0, 1.0}
     assert binary.data["food"] == 1.0
     assert binary.data["sport"] == 0.0
-    assert exclusive.metadata.cost == running.app.state.services.settings.credit_prices["zeroshot"]
+    assert exclusive.metadata.cost == running.app.container.settings.credit_prices["zeroshot"]
 
 
 async def test_threshold_drops_low_scores(running: Running, key: str) -> None:

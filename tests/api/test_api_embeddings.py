@@ -54,7 +54,7 @@ async def test_billed_as_embedding(running: Running, fx: Fixture) -> None:
         "/v1/embeddings", json={"model": MODEL_ID, "input": ["a", "b"]}, headers={"x-api-key": key}
     )
     assert r.status_code == 200
-    price = running.app.state.services.settings.credit_prices["embedding"]
+    price = running.app.container.settings.credit_prices["embedding"]
     assert r.headers["x-credits-cost"] == str(2 * price)
 
 
@@ -101,7 +101,7 @@ async def test_middleware_refusals_use_the_openai_shape_too(running: Running) ->
 
 
 async def test_full_queue_is_503_with_retry_after(running: Running, auth: dict[str, str]) -> None:
-    batcher = running.app.state.embeddings.batcher
+    batcher = running.app.container.embeddings.batcher
     batcher._max_queue_texts = 2
     r = await running.client.post("/v1/embeddings", json={"model": MODEL_ID, "input": ["a", "b", "c"]}, headers=auth)
     assert r.status_code == 503
@@ -120,7 +120,6 @@ async def test_the_encoder_loads_lazily_unless_preloaded(
         return get_encoder(*args, **kwargs)
 
     monkeypatch.setattr("labelwise.services.embeddings.get_encoder", counted)
-    monkeypatch.setattr("labelwise.api.app.get_encoder", counted)
     fx.publish("intents")
     async with started(settings) as app:
         assert (await app.client.get("/ready")).status_code == 200

@@ -19,7 +19,7 @@ async def test_logged_prediction_has_hash_and_length_but_no_text_by_default(
 ) -> None:
     r = await running.client.post("/v1/classify", json={"text": "my card is late"}, headers=auth)
     request_id = r.json()["request_id"]
-    await running.app.state.monitoring.log.flush()
+    await running.app.container.monitoring.log.flush()
     [row] = PredictionLogRepository(fx.db).by_request(request_id)
     assert (row.model, row.version, row.text_chars, row.predicted) == ("intents", "1.0.0", 15, ["card"])
     assert len(row.text_sha256) == 64
@@ -78,7 +78,7 @@ async def test_raw_text_is_forgotten_after_retention(tmp_path: Path, database_ur
         key = {"x-api-key": fixture.key("classify")}
         async with started(settings) as running:
             r = await running.client.post("/v1/classify", json={"text": "my card is late"}, headers=key)
-            log = running.app.state.monitoring.log
+            log = running.app.container.monitoring.log
             await log.flush()
             assert await log.cleanup() == 0  # still within retention
             log.retention = log.retention * 0  # every stored text is now past it
@@ -98,7 +98,7 @@ async def test_sampling_logs_a_share_of_requests(tmp_path: Path, database_url: s
         key = {"x-api-key": fixture.key("classify")}
         async with started(settings) as running:
             await running.client.post("/v1/classify", json={"text": "my card is late"}, headers=key)
-            await running.app.state.monitoring.log.flush()
+            await running.app.container.monitoring.log.flush()
         assert PredictionLogRepository(fixture.db).count() == 0
     finally:
         fixture.close()

@@ -144,7 +144,7 @@ async def test_other_keys_never_see_a_job_and_scopes_are_checked(app: Running, f
 
 async def test_cancel(app: Running, fx: Fixture) -> None:
     headers = {"x-api-key": fx.key("classify")}
-    app.app.state.jobs.worker.stop()  # nothing runs: the job stays queued until cancelled
+    app.app.container.job_worker.stop()  # nothing runs: the job stays queued until cancelled
     response = await app.client.post(
         "/v1/jobs", headers=headers, files={"file": ("in.csv", csv_bytes(20))}, data={"model": "intents"}
     )
@@ -180,7 +180,7 @@ async def test_concurrent_duplicate_is_409(app: Running, fx: Fixture) -> None:
     body = csv_bytes(3)
     fields = {"kind": "classify", "file": hashlib.sha256(body).hexdigest(), "model": "intents", "text_col": "text"}
     # As if the first request with this key and body were still running.
-    app.app.state.jobs.idempotency.repo.reserve(split_key(key), "busy", body_hash({**fields, "top_k": 1}))
+    app.app.container.idempotency.repo.reserve(split_key(key), "busy", body_hash({**fields, "top_k": 1}))
     response = await app.client.post(
         "/v1/jobs",
         headers={"x-api-key": key, "Idempotency-Key": "busy"},

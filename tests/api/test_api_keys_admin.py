@@ -112,7 +112,7 @@ async def test_key_creation_in_progress_is_409_and_a_refused_one_can_be_retried(
     assert caller is not None
     body = {"name": "busy"}
     # As if the first request with this key and body were still running.
-    running.app.state.services.idempotency.repo.reserve(
+    running.app.container.idempotency.repo.reserve(
         caller, "busy-1", body_hash(KeyCreate.model_validate(body).fingerprint())
     )
     r = await running.client.post("/v1/keys", json=body, headers={**admin, "Idempotency-Key": "busy-1"})

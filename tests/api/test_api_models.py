@@ -46,7 +46,7 @@ async def test_health_and_ready(running: Running) -> None:
 
 
 async def test_ready_is_503_when_the_database_is_unreachable(running: Running) -> None:
-    running.app.state.services.db.ping = lambda: False
+    running.app.container.db.ping = lambda: False
     r = await running.client.get("/ready")
     assert r.status_code == 503
     assert Readiness.model_validate(r.json()).database is False

@@ -58,7 +58,7 @@ async def app(settings: Settings, fx: Fixture) -> AsyncIterator[Running]:
 async def test_work_that_does_not_fit_is_refused_before_the_route_runs(
     app: Running, fx: Fixture, gate: Gate, auth: dict[str, str]
 ) -> None:
-    client, zeroshot = app.client, app.app.state.zeroshot
+    client, zeroshot = app.client, app.app.container.zeroshot
     labels = ["sports", "finance"]
     in_flight = asyncio.create_task(client.post("/v1/classify", json={"text": "goal", "labels": labels}, headers=auth))
     await asyncio.to_thread(gate.entered.wait, 30)  # taken by the encoder: it no longer counts as queued

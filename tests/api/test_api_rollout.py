@@ -39,9 +39,9 @@ async def test_shadow_never_changes_responses_and_counts_agreement(
     fx.store.set_alias("intents", "production", "1.0.0")  # else production follows the newest version
     shadow = fx.publish("intents", _disagreeing())
     fx.store.set_alias("intents", "shadow", shadow.version)
-    monitoring: Monitoring = running.app.state.monitoring
+    monitoring: Monitoring = running.app.container.monitoring
     monitoring.shadow_sample = 1.0  # every request, so the count below is exact (the default is a sample)
-    await _until(lambda: any("shadow" in v.aliases for v in running.app.state.services.manager.models()["intents"]))
+    await _until(lambda: any("shadow" in v.aliases for v in running.app.container.manager.models()["intents"]))
     after = [(await running.client.post("/v1/classify", json={"text": t}, headers=auth)).json() for t in TEXTS]
     for old, new in zip(before, after, strict=True):
         old_body, new_body = ClassifyResponse.model_validate(old), ClassifyResponse.model_validate(new)
@@ -90,8 +90,8 @@ async def test_canary_takes_a_deterministic_share(tmp_path: Path, database_url: 
 async def test_shadow_sample_zero_scores_nothing(running: Running, fx: Fixture, auth: dict[str, str]) -> None:
     fx.store.set_alias("intents", "production", "1.0.0")
     fx.store.set_alias("intents", "shadow", fx.publish("intents", _disagreeing()).version)
-    monitoring: Monitoring = running.app.state.monitoring
-    await _until(lambda: any("shadow" in v.aliases for v in running.app.state.services.manager.models()["intents"]))
+    monitoring: Monitoring = running.app.container.monitoring
+    await _until(lambda: any("shadow" in v.aliases for v in running.app.container.manager.models()["intents"]))
     monitoring.shadow_sample = 0.0
     for text in TEXTS:
         assert (await running.client.post("/v1/classify", json={"text": text}, headers=auth)).status_code == 200

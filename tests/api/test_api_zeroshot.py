@@ -64,7 +64,7 @@ async def test_batch_equals_texts_one_by_one(running: Running, auth: dict[str, s
 
 
 async def test_label_sets_are_cached(running: Running, auth: dict[str, str]) -> None:
-    zeroshot = running.app.state.zeroshot
+    zeroshot = running.app.container.zeroshot
     for text in ("a football game", "a bank loan", "a football game"):
         await classify(running, auth, text=text, labels=LABELS)
     await classify(running, auth, text="a bank loan", labels=[*LABELS, "travel"])
@@ -76,7 +76,7 @@ async def test_billed_at_the_zeroshot_price(running: Running, fx: Fixture) -> No
     headers = {"x-api-key": key}
     r = await running.client.post("/v1/batch", json={"texts": ["a", "b"], "labels": LABELS}, headers=headers)
     assert r.status_code == 200, r.text
-    price = running.app.state.services.settings.credit_prices["zeroshot"]
+    price = running.app.container.settings.credit_prices["zeroshot"]
     assert (r.headers["x-credits-cost"], r.headers["x-credits-remaining"]) == (str(2 * price), str(100 - 2 * price))
 
 

@@ -19,13 +19,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from labelwise.cli.worker_cmd import KILL_AFTER_WRITES_ENV, job_service
+from labelwise.bootstrap import Container
+from labelwise.cli.worker_cmd import KILL_AFTER_WRITES_ENV
 from labelwise.config import Settings
-from labelwise.registry.store import ModelStore
 from labelwise.services.jobs import JobService
 from labelwise.services.training import ModelService, TrainRequest
-from labelwise.storage.db import Database
-from labelwise.storage.repositories import KeyRepository, ModelRepository, UsageRepository
+from labelwise.storage.repositories import KeyRepository, UsageRepository
 from labelwise.storage.tables import JobRow
 
 WORDS = {
@@ -55,14 +54,14 @@ class Setup:
 
     def __init__(self, tmp_path: Path, database_url: str) -> None:
         self.settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
-        self.db = Database(database_url)
-        self.db.migrate()
-        store = ModelStore(self.settings.models_dir, ModelRepository(self.db))
+        container = Container(self.settings, open_migrates=True)
+        self.db = container.db
+        store = container.store
         self.store = store
         self.train_file = write_rows(tmp_path / "train.csv", 90, labeled=True)
         ModelService(store).train(TrainRequest(name="intents", train=self.train_file, engine="linear"))
         KeyRepository(self.db).add(PREFIX, "0" * 64, "crash", ["classify"], credits=CREDITS)
-        self.service: JobService = job_service(self.settings, self.db, store)
+        self.service: JobService = container.jobs
         self.env = {
             **os.environ,
             "LABELWISE_DATA_DIR": str(self.settings.data_dir),

@@ -195,7 +195,7 @@ async def test_redis_stopping_mid_test_costs_no_5xx(
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "Redis" in r.getMessage()]
         assert len(warnings) == 1  # once, not per request
         own_redis.start()
-        limiter = app.app.state.services.limiter
+        limiter = app.app.container.limiter
         deadline = asyncio.get_running_loop().time() + 10
         while not limiter.backend.shared:
             assert asyncio.get_running_loop().time() < deadline, "shared limiting did not resume"

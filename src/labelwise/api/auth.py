@@ -2,7 +2,8 @@
 
 Keys are accepted as `x-api-key: KEY`, `Authorization: Bearer KEY` and `Authorization: Token KEY`. Every failure
 (missing, malformed, unknown, revoked, disabled, expired) gets the same 401 body, so a caller learns nothing about
-which it was. A valid key without the route's scope gets 403.
+which it was. What each route needs is declared beside its handler (see api/access.py); a valid key without the
+route's scope gets 403, and so does any key on a route that declares nothing.
 
 Verified keys are cached for a few seconds, keyed by the SHA-256 of the key, so the database is asked once per key
 per TTL instead of on every request; a revoked key therefore stops working within `ttl_seconds`.
@@ -11,45 +12,20 @@ per TTL instead of on every request; a revoked key therefore stops working withi
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from labelwise.api.access import Access, AccessTable, route_path
 from labelwise.api.errors import UNAUTHORIZED_MESSAGE, labelwise_error_response
 from labelwise.api.middleware import header, state_of
 from labelwise.api.ratelimit import AuthFailureGuard
+from labelwise.concurrency import SharedCalls
 from labelwise.errors import Forbidden, Unauthorized
 from labelwise.services.keys import KeyService, Principal, hash_key
-from labelwise.services.keys import Scope as KeyScope
 
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc", "/"})
-# The web UI's static files: the page needs no key; its data comes from the API with the key the user pastes.
-PUBLIC_PREFIXES = ("/ui/",)
-# Paths whose scope a prefix cannot express; matched (whole path) before ROUTE_SCOPES.
-PATTERN_SCOPES: Sequence[tuple[re.Pattern[str], str]] = (
-    (re.compile(r"/v1/models/[^/]+/aliases(?:/.*)?"), KeyScope.ADMIN.value),
-)
-# (method, path) pairs whose scope depends on the method; matched before the patterns and prefixes below.
-METHOD_SCOPES: Sequence[tuple[str, str, str]] = (
-    ("POST", "/v1/models", KeyScope.TRAIN.value),
-    ("POST", "/v1/jobs", KeyScope.CLASSIFY.value),
-)
-# Path prefixes and the scope they need; a path not listed needs only a valid key (the router then answers 404).
-ROUTE_SCOPES: Sequence[tuple[str, str]] = (
-    ("/v1/classify", KeyScope.CLASSIFY.value),
-    ("/v1/batch", KeyScope.CLASSIFY.value),
-    ("/v1/models", KeyScope.CLASSIFY.value),
-    ("/v1/keys", KeyScope.ADMIN.value),
-    ("/v1/embeddings", KeyScope.CLASSIFY.value),
-    ("/classify", KeyScope.CLASSIFY.value),
-    ("/invocations", KeyScope.CLASSIFY.value),
-    ("/pooling", KeyScope.CLASSIFY.value),
-    ("/text/classification", KeyScope.CLASSIFY.value),
-    ("/classification", KeyScope.CLASSIFY.value),
-)
 _MAX_KEY_CHARS = 256
 _SCHEMES = (b"bearer", b"token")
 
@@ -70,19 +46,6 @@ def extract_key(scope: Scope) -> str | None:
     return key.decode("latin-1")
 
 
-def required_scope(path: str, method: str | None = None) -> str | None:
-    for verb, exact, needed in METHOD_SCOPES:
-        if method == verb and path.rstrip("/") == exact:
-            return needed
-    for pattern, needed in PATTERN_SCOPES:
-        if pattern.fullmatch(path):
-            return needed
-    for prefix, scope in ROUTE_SCOPES:
-        if path == prefix or path.startswith(prefix + "/"):
-            return scope
-    return None
-
-
 class KeyVerifier:
     """`KeyService.verify` behind a short-lived cache; the database call runs in a thread, off the event loop.
 
@@ -96,7 +59,7 @@ class KeyVerifier:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
         self._cache: dict[str, tuple[Principal | None, float]] = {}
-        self._lookups: dict[str, asyncio.Task[Principal | None]] = {}
+        self._lookups: SharedCalls[str, Principal | None] = SharedCalls()
 
     def cached(self, key: str) -> Principal | None:
         """The principal of a key this cache holds as valid, without any I/O; None if unknown or invalid."""
@@ -111,19 +74,10 @@ class KeyVerifier:
         if hit is not None and hit[1] > time.monotonic():
             # A key that expires while cached stops working at its expiry, not up to a TTL later.
             return None if hit[0] is None or _expired(hit[0]) else hit[0]
-        lookup = self._lookups.get(digest)
-        if lookup is None:
-            lookup = asyncio.get_running_loop().create_task(self._lookup(digest, key))
-            lookup.add_done_callback(_seen)  # a failure nobody waits for any more is not reported as lost
-            self._lookups[digest] = lookup
-        # Shielded: a caller that goes away (client disconnected) does not cancel the others' lookup.
-        return await asyncio.shield(lookup)
+        return await self._lookups.call(digest, lambda: self._lookup(digest, key))
 
     async def _lookup(self, digest: str, key: str) -> Principal | None:
-        try:
-            principal = await asyncio.to_thread(self.keys.verify, key)
-        finally:
-            del self._lookups[digest]
+        principal = await asyncio.to_thread(self.keys.verify, key)
         now = time.monotonic()
         if len(self._cache) >= self.max_entries:
             self._evict(now)
@@ -141,20 +95,16 @@ class KeyVerifier:
         self._cache.clear()
 
 
-def _seen(task: asyncio.Task[Principal | None]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
 def _expired(principal: Principal) -> bool:
     return principal.expires_at is not None and principal.expires_at <= datetime.now(UTC)
 
 
 class AuthMiddleware:
-    """Lets public paths through; otherwise needs a valid key, and the route's scope where it has one.
+    """Lets public routes through; otherwise needs a valid key, and the route's scope where it declares one.
 
     With a `guard`, a client address that failed authentication too often gets 429 before its key is looked up.
     A key already held valid in the verifier's cache skips that check: the common path stays free of I/O.
+    `overrides` replace the declarations of whole paths (`/metrics` is public when `metrics_public` is set).
     """
 
     def __init__(
@@ -162,16 +112,20 @@ class AuthMiddleware:
         app: ASGIApp,
         *,
         verifier: KeyVerifier,
-        public_paths: frozenset[str] = PUBLIC_PATHS,
+        overrides: Mapping[str, Access] | None = None,
         guard: AuthFailureGuard | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
-        self.public_paths = public_paths
+        self.table = AccessTable(overrides)
         self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public_paths or scope["path"].startswith(PUBLIC_PREFIXES):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        access = self.table.lookup(scope["app"], route_path(scope), scope["method"])
+        if access is not None and access.public:
             await self.app(scope, receive, send)
             return
         state = state_of(scope)
@@ -192,9 +146,11 @@ class AuthMiddleware:
             return
         state["key_prefix"] = principal.prefix
         state["principal"] = principal
-        needed = required_scope(scope["path"], scope.get("method"))
-        if needed is not None and not principal.allows(needed):
-            exc = Forbidden(f"this key lacks the {needed!r} scope that {scope['path']} needs")
-            await labelwise_error_response(exc, state.get("request_id"), scope["path"])(scope, receive, send)
+        if access is None:
+            exc = Forbidden(f"{scope['path']} declares no access rule, so no key may call it")
+        elif access.scope is not None and not principal.allows(access.scope):
+            exc = Forbidden(f"this key lacks the {access.scope!r} scope that {scope['path']} needs")
+        else:
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await labelwise_error_response(exc, state.get("request_id"), scope["path"])(scope, receive, send)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from labelwise.bootstrap import Container
 from labelwise.cli import (
     client_cmd,
     jobs_cmd,
@@ -20,12 +21,12 @@ from labelwise.cli import (
     usage_cmd,
     worker_cmd,
 )
-from labelwise.cli.context import Context
 from labelwise.cli.output import console, fail, print_json, print_table
 from labelwise.cli.progress import row_progress, step_progress
 from labelwise.client import LabelwiseAPIError
 from labelwise.config import Settings
 from labelwise.data import CONFLICT_RULES, ReadOptions
+from labelwise.domain import ModelVersion
 from labelwise.errors import LabelwiseError
 from labelwise.logs import configure_logging
 from labelwise.services.training import TrainRequest
@@ -84,7 +85,7 @@ def _root(ctx: typer.Context) -> None:
         fail(f"LABELWISE_{str(first['loc'][0]).upper()}: {first['msg']}")
     configure_logging("WARNING", json=True)
     logging.getLogger("labelwise").setLevel(settings.log_level if settings.log_level != "INFO" else "WARNING")
-    ctx.obj = Context(settings)
+    ctx.obj = Container(settings, open_migrates=True)
 
 
 @app.command()
@@ -116,7 +117,7 @@ def train(
 ) -> None:
     """Train a model on labeled data, evaluate it and publish it as a new version; its report compares it with the
     version in production, if there is one."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     feedback = monitor_cmd.feedback_rows(context, name) if with_feedback else ()
     data = data or (monitor_cmd.original_data(context, name) if with_feedback else None)
     if data is None:
@@ -135,6 +136,11 @@ def train(
     )
     with step_progress(enabled=not as_json) as progress:
         record, report = context.models.train(request, progress=progress)
+    _print_trained(context, record, report, as_json=as_json)
+
+
+def _print_trained(context: Container, record: ModelVersion, report: dict[str, Any], *, as_json: bool) -> None:
+    """The new version's headline metrics, its data warnings and where its report is."""
     summary: dict[str, Any] = {
         "model": record.name,
         "version": record.version,
@@ -187,7 +193,7 @@ def eval_(
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a stored model on a labeled file."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     metrics = context.models.evaluate(model, data, read_options(text_col, label_col, label_sep, None))
     if as_json:
         print_json(metrics)
@@ -222,7 +228,7 @@ def predict(
     as_json: JsonOpt = False,
 ) -> None:
     """Classify one text, or stream a whole file into a file with label and score columns."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     if (text is None) == (input_ is None):
         fail("give either a TEXT or --input FILE", code=2)
     if input_ is not None:

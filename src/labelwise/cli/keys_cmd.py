@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from labelwise.cli.context import Context
+from labelwise.bootstrap import Container
 from labelwise.cli.output import console, err_console, print_json, print_table
 from labelwise.services.keys import ALL_SCOPES, UNSET, KeyChanges, KeyInfo
 
@@ -110,7 +110,7 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a key. The secret is shown once and never stored. Settings left out take the server's defaults."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     changes = settings_from_options(rate_limit, credits, expires, enabled)
     key, info = context.keys.create(name, scope, settings=changes)
     if as_json:
@@ -124,7 +124,7 @@ def create(
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List keys (prefixes only, never secrets)."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     infos = context.keys.list()
     if as_json:
         print_json([key_dict(i) for i in infos])
@@ -165,7 +165,7 @@ def update(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a key's settings; options left out stay as they are. Running servers see it within seconds."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     if credits is not None and add_credits is not None:
         raise typer.BadParameter("give either --credits or --add-credits", param_hint="--add-credits")
     changes = replace(
@@ -188,7 +188,7 @@ def revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a key; requests with it are refused within seconds."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     context.keys.revoke(prefix)
     if as_json:
         print_json({"prefix": prefix, "revoked": True})

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from labelwise.cli.context import Context
+from labelwise.bootstrap import Container
 from labelwise.cli.output import console, fail, print_json, print_table
 from labelwise.domain import ModelVersion
 from labelwise.registry.store import parse_ref
@@ -45,7 +45,7 @@ def _metric(record: ModelVersion) -> str:
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List models with their newest version, aliases and headline metric."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     models = context.store.all()
     if as_json:
         print_json(
@@ -79,7 +79,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a model's versions, or one version's details."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     ref = parse_ref(model)
     versions = (
         [context.store.resolve(model)]
@@ -118,7 +118,7 @@ def delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete one version, or a whole model with all its versions."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     ref = parse_ref(model)
     if ref.alias is not None:
         fail("delete takes name or name:version, not an alias", code=2)
@@ -141,7 +141,7 @@ def alias(
     as_json: JsonOpt = False,
 ) -> None:
     """Point an alias at a version (or remove it with --remove)."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     if remove:
         context.store.remove_alias(name, alias_name)
         result: dict[str, Any] = {"name": name, "alias": alias_name, "removed": True}

@@ -8,16 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from labelwise.cli.context import Context
+from labelwise.bootstrap import Container
 from labelwise.cli.output import console, print_json, print_table
-from labelwise.domain import ModelVersion
 from labelwise.errors import InvalidRequest, NotFound
-from labelwise.monitoring.drift import DriftReport, DriftService, parse_window
-from labelwise.monitoring.feedback import FeedbackService
-from labelwise.monitoring.predictions import PredictionLog
-from labelwise.services.aliases import AliasService
-from labelwise.services.reports import ReportService
-from labelwise.storage.monitoring import FeedbackRepository, PredictionLogRepository
+from labelwise.monitoring.drift import DriftReport, parse_window
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
@@ -29,15 +23,8 @@ def drift(
     as_json: JsonOpt = False,
 ) -> None:
     """Drift of a model's predictions over a window: PSI of predicted labels and confidence vs validation."""
-    context: Context = ctx.obj
-    store = context.store
-    reports = ReportService(store)
-
-    def read_report(record: ModelVersion) -> dict[str, Any]:
-        return reports.report(record.name, record.version)
-
-    service = DriftService(store.all, PredictionLog(PredictionLogRepository(context.db)), read_report)
-    report: DriftReport = asyncio.run(service.drift(name, parse_window(window)))
+    context: Container = ctx.obj
+    report: DriftReport = asyncio.run(context.stored_drift.drift(name, parse_window(window)))
     if as_json:
         print_json(report.to_dict() | {"since": report.since.isoformat()})
         return
@@ -66,14 +53,12 @@ def promote(
 ) -> None:
     """Move `production` to VERSION (servers follow within their poll interval, no restart), after showing how
     it compared with the version in production when it was trained."""
-    context: Context = ctx.obj
-    store = context.store
+    context: Container = ctx.obj
     try:
-        comparison = ReportService(store).report(name, version).get("comparison")
+        comparison = context.reports.report(name, version).get("comparison")
     except NotFound:
         comparison = None
-    aliases = AliasService(store, context.keys.repo)
-    record = aliases.set(name, "production", version, actor="cli")
+    record = context.aliases.set(name, "production", version, actor="cli")
     result = {"name": name, "production": record.version, "comparison": comparison}
     if as_json:
         print_json(result)
@@ -97,13 +82,12 @@ def _headline(metrics: dict[str, Any] | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in metrics.items())
 
 
-def feedback_rows(context: Context, name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def feedback_rows(context: Container, name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The stored corrections of `name` whose text is known, as training rows."""
-    log = PredictionLog(PredictionLogRepository(context.db))
-    return tuple(FeedbackService(FeedbackRepository(context.db), log).training_rows(name))
+    return tuple(context.feedback.training_rows(name))
 
 
-def original_data(context: Context, name: str) -> Path:
+def original_data(context: Container, name: str) -> Path:
     """The training file of `name`'s production version, from its data summary."""
     record = context.store.resolve(f"{name}@production")
     path = record.data.get("stats", {}).get("train", {}).get("path")

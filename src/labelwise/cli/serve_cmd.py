@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from labelwise.cli.context import Context
+from labelwise.bootstrap import Container
 from labelwise.cli.output import console, err_console, print_json
 from labelwise.services.demo import DEMO_MODEL, ensure_demo_key, ensure_demo_model
 
@@ -16,7 +16,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Train the demo model `news` if it is missing and print a local API key."""
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     if not as_json:
         err_console.print(f"checking the demo model {DEMO_MODEL} ...")
     version, trained = ensure_demo_model(context.models, context.settings.data_dir)
@@ -38,7 +38,7 @@ def serve(
     """Serve the HTTP API (uvicorn; one worker per core by default)."""
     from labelwise.api.server import serve as run_server
 
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     settings = context.settings
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if updates:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from labelwise.cli.context import Context
+from labelwise.bootstrap import Container
 from labelwise.cli.output import print_json, print_table
 from labelwise.services.keys import split_key
 from labelwise.services.usage import MAX_REPORT_DAYS, report_window
@@ -25,7 +25,7 @@ def usage(
 
     Servers write usage to the database about once a second, so the last second may not show yet.
     """
-    context: Context = ctx.obj
+    context: Container = ctx.obj
     start, end = report_window(None, None, days=days)
     report = context.usage.read(start, end, (split_key(key) or key) if key else None)
     totals = report.totals

@@ -10,27 +10,14 @@ from typing import Annotated
 
 import typer
 
-from labelwise.cli.context import Context
+from labelwise.bootstrap import Container
 from labelwise.cli.output import print_json
-from labelwise.config import Settings
-from labelwise.registry.store import ModelStore
-from labelwise.services.credits import PriceList
 from labelwise.services.job_worker import JobWorker
-from labelwise.services.jobs import JobConfig, JobService
-from labelwise.storage.db import Database
-from labelwise.storage.jobs_repository import ClaimedChunk, JobRepository
-from labelwise.storage.repositories import KeyRepository
+from labelwise.storage.jobs_repository import ClaimedChunk
 
 # Fault injection for the crash tests: SIGKILL this process right after its N-th chunk file is written (or training
 # job's version is published), before the commit that records it. Never set in production.
 KILL_AFTER_WRITES_ENV = "LABELWISE_WORKER_KILL_AFTER_WRITES"
-
-
-def job_service(settings: Settings, db: Database, store: ModelStore) -> JobService:
-    """The jobs service as the settings configure it (shared by the CLI's commands and the benchmark)."""
-    config = JobConfig.of(settings)
-    prices = PriceList(settings.credit_prices, settings.credit_price_default)
-    return JobService(JobRepository(db), KeyRepository(db), store, prices, config)
 
 
 def _kill_hook() -> Callable[[ClaimedChunk], None] | None:
@@ -55,8 +42,8 @@ def worker(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout at exit.")] = False,
 ) -> None:
     """Run a job worker until stopped (or, with --until-idle, until no job has work left)."""
-    context: Context = ctx.obj
-    service = job_service(context.settings, context.db, context.store)
+    context: Container = ctx.obj
+    service = context.jobs
     runner = JobWorker(service, poll_seconds=poll or context.settings.worker_poll_seconds, after_write=_kill_hook())
     if until_idle:
         while runner.run_once():

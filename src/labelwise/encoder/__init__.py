@@ -1,6 +1,7 @@
 """The sentence encoder (all-MiniLM-L6-v2 on ONNX Runtime) shared by the embedding and zero-shot engines."""
 
-from labelwise.encoder.batcher import EncoderBatcher, Timing
+from labelwise.domain import Timing
+from labelwise.encoder.batcher import EncoderBatcher
 from labelwise.encoder.runtime import (
     DIMENSIONS,
     MODEL_ID,

@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from labelwise.domain import Timing
 from labelwise.encoder.windows import LongText
 from labelwise.errors import InvalidRequest, Overloaded
 
@@ -40,15 +41,6 @@ class TextEncoder(Protocol):
     def encode(
         self, texts: Sequence[str], *, long_text: LongText = ..., batch_size: int = ...
     ) -> NDArray[np.float32]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """Where a request's time went: waiting for its batch, and the batch's encoder call."""
-
-    queue_ms: float
-    inference_ms: float
-    batch_texts: int
 
 
 @dataclass(slots=True)
@@ -203,7 +195,7 @@ class EncoderBatcher:
             part = vectors[offset : offset + len(request.texts)]
             offset += len(request.texts)
             if not request.future.done():
-                timing = Timing((started - request.enqueued) * 1000.0, inference_ms, len(texts))
+                timing = Timing((started - request.enqueued) * 1000.0, inference_ms)
                 request.future.set_result((part, timing))
 
     def _lower_encoder_threads(self) -> None:

@@ -23,20 +23,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from labelwise.domain import Timing
 from labelwise.engines.base import FloatArray
 from labelwise.errors import Overloaded
 
 logger = logging.getLogger(__name__)
 
 PredictFn = Callable[[Sequence[str]], FloatArray]
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """Milliseconds a request spent waiting for its engine call, and the duration of that call."""
-
-    queue_ms: float = 0.0
-    inference_ms: float = 0.0
 
 
 @dataclass(slots=True)

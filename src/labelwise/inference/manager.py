@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labelwise.domain import ModelVersion
+from labelwise.concurrency import SharedCalls
+from labelwise.domain import ModelVersion, Timing
 from labelwise.engines.base import Engine, FloatArray
 from labelwise.errors import ModelLoadError, ModelNotFound, Overloaded
-from labelwise.inference.batcher import MicroBatcher, Timing
+from labelwise.inference.batcher import MicroBatcher
 from labelwise.inference.cache import PredictionCache, text_digest
 from labelwise.registry.store import ModelStore, parse_ref
 from labelwise.storage.repositories import ModelRepository
@@ -98,7 +99,7 @@ class ModelManager:
         self._loaded: dict[str, LoadedModel] = {}
         self._routes: dict[tuple[str, str], str] = {}
         self._failed: dict[str, str] = {}  # ref -> sha256 refused; retried only if the stored checksum changes
-        self._loading: dict[str, asyncio.Task[LoadedModel]] = {}
+        self._loading: SharedCalls[str, LoadedModel] = SharedCalls()
         self._poller: asyncio.Task[None] | None = None
         self._poll_ok = True
 
@@ -229,13 +230,8 @@ class ModelManager:
             return loaded
         if self._failed.get(record.ref) == record.sha256:
             raise _refused(record)
-        task = self._loading.get(record.ref)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._load(record))
-            task.add_done_callback(_retrieve)
-            self._loading[record.ref] = task
-        # Shielded: a client that disconnects must not cancel a load other requests wait for.
-        return await asyncio.shield(task)
+        # One load however many requests wait for it; a client that disconnects does not cancel it for the others.
+        return await self._loading.call(record.ref, lambda: self._load(record))
 
     async def _load(self, record: ModelVersion) -> LoadedModel:
         try:
@@ -247,8 +243,6 @@ class ModelManager:
             trace = exc.__cause__ if isinstance(exc, ModelLoadError) else exc
             logger.error("model version refused: %s", exc, extra={"version": record.ref}, exc_info=trace)
             raise _refused(record) from exc
-        finally:
-            self._loading.pop(record.ref, None)
         loaded = LoadedModel(record, engine, self._batcher(record, engine), self.cache)
         self._loaded[record.ref] = loaded
         logger.info(
@@ -275,9 +269,3 @@ def _resolve_alias(versions: list[ModelVersion], alias: str) -> ModelVersion | N
 
 def _refused(record: ModelVersion) -> ModelLoadError:
     return ModelLoadError(f"model: version {record.ref} could not be loaded and is not served", param="model")
-
-
-def _retrieve(task: asyncio.Task[LoadedModel]) -> None:
-    # Mark a failed load's exception as seen: its waiters got it already, or there were none.
-    if not task.cancelled():
-        task.exception()

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
-from labelwise.domain import Prediction
+from labelwise.domain import Prediction, share_of
 from labelwise.monitoring.metrics import PREDICTION_LOG_SKIPPED
 from labelwise.services.periodic import Periodic
 from labelwise.storage.monitoring import LoggedPrediction, PredictionLogRepository
@@ -36,12 +36,6 @@ _MAX_BUFFER = 100_000  # beyond this (database away for long) the oldest rows ar
 
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def share_of(request_id: str) -> float:
-    """A stable number in [0, 1) drawn from a request id: the same id always lands in the same place."""
-    digest = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
 def utcnow() -> datetime:

@@ -40,7 +40,7 @@ class ShadowTally:
 
 @dataclass(slots=True)
 class Monitoring:
-    """The monitoring side of an app: built by the composition root, kept in `app.state.monitoring`."""
+    """The monitoring side of an app: built by the composition root (`bootstrap.Container.monitoring`)."""
 
     manager: ModelManager
     log: PredictionLog

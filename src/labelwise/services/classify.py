@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from labelwise.domain import ModelVersion, Prediction
+from labelwise.domain import ModelVersion, Prediction, Timing, share_of
 from labelwise.engines.base import predictions_of
 from labelwise.engines.explain import Explanation, explain
 from labelwise.errors import InputTooLong, InvalidRequest, ModelNotFound
-from labelwise.inference.batcher import Timing
 from labelwise.inference.manager import LoadedModel, ModelManager
-from labelwise.services.credits import Billing, Charge, Payer
+from labelwise.services.credits import Billing, Charge, Payer, billed
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +70,7 @@ class ClassifyService:
         """
         self.check_texts(texts, single=single)
         loaded = await self.manager.get(self._canary(self.model_ref(model), request_id))
-        if payer is None or self.billing is None:
-            predictions, timing = await _predict(loaded, texts, top_k, threshold)
-            return Classification(predictions, loaded.record, timing)
-        async with self.billing.billed(payer, loaded.record.engine, texts) as charge:
+        async with billed(self.billing, payer, loaded.record.engine, texts) as charge:
             predictions, timing = await _predict(loaded, texts, top_k, threshold)
         return Classification(predictions, loaded.record, timing, charge)
 
@@ -91,30 +86,22 @@ class ClassifyService:
             return ref
         if not any("canary" in v.aliases for v in self.manager.models().get(ref, [])):
             return ref
-        digest = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).digest()
-        return f"{ref}@canary" if int.from_bytes(digest[:8], "big") / 2.0**64 < self.canary_share else ref
+        return f"{ref}@canary" if share_of(request_id) < self.canary_share else ref
 
     def cost(self, engine: str, texts: int) -> int:
         """Credits that `texts` texts cost on `engine` (0 when billing is off)."""
         return self.billing.cost(engine, texts) if self.billing is not None else 0
 
     def check_texts(self, texts: Sequence[str], *, single: bool = False) -> None:
-        """`InvalidRequest` naming the field for an empty or oversized batch, or an empty or too long text."""
-        param = "text" if single else "texts"
-        limit = self.limits.max_batch_texts
-        if len(texts) > limit:
-            raise InvalidRequest(f"{param}: {len(texts):,} texts, the limit is {limit:,}", param=param)
-        if not texts:
-            raise InvalidRequest(f"{param}: at least one text is needed", param=param)
-        max_chars = self.limits.max_text_chars
-        for i, text in enumerate(texts):
-            name = param if single else f"{param}[{i}]"
-            if len(text) > max_chars:
-                raise InputTooLong(
-                    f"{name}: {len(text):,} characters, the limit is {max_chars:,}", param=name, limit=max_chars
-                )
-            if not text:
-                raise InvalidRequest(f"{name}: must not be empty", param=name)
+        """The native API's limits, naming its fields: `text`, or `texts` and `texts[i]`."""
+        limits = self.limits
+        check_texts(
+            texts,
+            param="text" if single else "texts",
+            max_texts=limits.max_batch_texts,
+            max_chars=limits.max_text_chars,
+            index_one=not single,
+        )
 
     def model_ref(self, model: str | None) -> str:
         """The reference to use: the one given, else the configured default, else the only model there is."""
@@ -131,6 +118,30 @@ class ClassifyService:
         raise InvalidRequest(
             f"model: {len(names)} models exist and no default is configured; name one of {shown}", param="model"
         )
+
+
+def check_texts(
+    texts: Sequence[str], *, param: str, max_texts: int, max_chars: int, index_one: bool = True, noun: str = "texts"
+) -> None:
+    """`InvalidRequest` naming the field for an empty or oversized list, or an empty or too long text.
+
+    Items are named `param[i]`; a lone text is named `param` unless `index_one` (the native batch calls it
+    `texts[0]`, vLLM and OpenAI call it `input`). `noun` is what the list's limit counts (`texts`, `items`).
+    """
+    if not texts:
+        raise InvalidRequest(f"{param}: at least one text is needed", param=param)
+    if len(texts) > max_texts:
+        raise InvalidRequest(f"{param}: {len(texts):,} {noun}, the limit is {max_texts:,}", param=param)
+    indexed = index_one or len(texts) > 1
+    for i, text in enumerate(texts):
+        if len(text) > max_chars:
+            name = f"{param}[{i}]" if indexed else param
+            raise InputTooLong(
+                f"{name}: {len(text):,} characters, the limit is {max_chars:,}", param=name, limit=max_chars
+            )
+        if not text:
+            name = f"{param}[{i}]" if indexed else param
+            raise InvalidRequest(f"{name}: must not be empty", param=name)
 
 
 async def _predict(

@@ -9,9 +9,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from labelwise.domain import LabelScore, TaskType
+from labelwise.domain import TaskType
 from labelwise.errors import InputTooLong, InvalidRequest
-from labelwise.services.classify import Classification, ClassifyService
+from labelwise.services.classify import Classification, ClassifyService, check_texts
 from labelwise.services.credits import Payer
 from labelwise.services.zeroshot import LabelLimits, ZeroShotService, check_labels
 
@@ -28,10 +28,11 @@ CATEGORY_MODES = {"exclusive": "exclusive", "confidence": "confidence", "binary"
 
 @dataclass(frozen=True, slots=True)
 class CategoryScores:
-    """Scores by category key (in the request's order) and what the request cost."""
+    """Scores by category key (in the request's order), what the request cost, and the classification behind."""
 
     scores: dict[str, float]
     cost: int
+    classification: Classification
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,7 @@ class CompatService:
             scores = {key: found[key] for key in checked if threshold is None or found[key] >= threshold}
         engine = result.model.engine
         cost = result.charge.cost if result.charge is not None else self.classify_service.cost(engine, 1)
-        return CategoryScores(scores, cost)
+        return CategoryScores(scores, cost, result)
 
     async def _trained(self, text: str, keys: list[str], model: str, payer: Payer | None) -> Classification:
         service = self.classify_service
@@ -122,13 +123,12 @@ class CompatService:
 
     async def labels(
         self, text: str, labels: Sequence[str], *, multi_class: bool = False, payer: Payer | None = None
-    ) -> list[LabelScore]:
+    ) -> Classification:
         """Every label with its zero-shot score, best first (independent scores when `multi_class`)."""
-        result = await self.zeroshot.classify(
+        return await self.zeroshot.classify(
             [text], [(label, "") for label in labels], mode="multi_label" if multi_class else "exclusive",
             top_k=None, single=True, payer=payer,
         )  # fmt: skip
-        return list(result.predictions[0].labels)
 
     async def label_order(
         self,
@@ -146,7 +146,10 @@ class CompatService:
         the first N of each text, -1 keeps up to the model's window (`token_window`), more than the window is an
         error. `raw` gives the scores before the activation instead of probabilities (see `raw_scores`).
         """
-        self._check_inputs(texts)
+        limits = self.classify_service.limits
+        check_texts(
+            texts, param="input", max_texts=limits.max_batch_texts, max_chars=limits.max_text_chars, index_one=False
+        )
         if truncate_words is not None:
             window = self.token_window()
             if truncate_words > window:
@@ -171,21 +174,3 @@ class CompatService:
     def token_window(self) -> int:
         """The most tokens (words) a text may have: what the longest text accepted, `max_text_chars`, can hold."""
         return (self.classify_service.limits.max_text_chars + 1) // 2
-
-    def _check_inputs(self, texts: Sequence[str]) -> None:
-        """The native limits, with errors naming vLLM's field: `input`, `input[3]`."""
-        limits = self.classify_service.limits
-        if not texts:
-            raise InvalidRequest("input: at least one text is needed", param="input")
-        if len(texts) > limits.max_batch_texts:
-            raise InvalidRequest(f"input: {len(texts):,} texts, the limit is {limits.max_batch_texts:,}", param="input")
-        for i, text in enumerate(texts):
-            name = f"input[{i}]" if len(texts) > 1 else "input"
-            if len(text) > limits.max_text_chars:
-                raise InputTooLong(
-                    f"{name}: {len(text):,} characters, the limit is {limits.max_text_chars:,}",
-                    param=name,
-                    limit=limits.max_text_chars,
-                )
-            if not text:
-                raise InvalidRequest(f"{name}: must not be empty", param=name)

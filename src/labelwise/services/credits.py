@@ -4,16 +4,16 @@ A request costs `price(engine) x texts`; the price list comes from Settings. A k
 unlimited: no database write happens for it. A key with a balance is debited with one conditional UPDATE (see
 `KeyRepository.debit`), so concurrent requests, in any worker or replica, never spend the same credit twice.
 
-`Billing.billed` is the one place a use case calls: it debits after the input was validated and the model resolved
-(so bad input is never billed and the engine is known), refunds if the work then fails, and records usage when it
-succeeds.
+`billed` (over `Billing.billed`) is the one place a use case calls: it debits after the input was validated and
+the model resolved (so bad input is never billed and the engine is known), refunds if the work then fails, and
+records usage when it succeeds.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 
 from labelwise.errors import InsufficientBalance
@@ -102,3 +102,13 @@ class Billing:
             raise
         characters = sum(len(text) for text in texts)
         self.usage.record(payer.key, payer.route, texts=len(texts), characters=characters, credits=charge.cost)
+
+
+def billed(
+    billing: Billing | None, payer: Payer | None, engine: str, texts: Sequence[str]
+) -> AbstractAsyncContextManager[Charge | None]:
+    """`Billing.billed` around a unit of work when there is a payer and billing is on; else the work runs unbilled
+    and the charge is None (a request without a key, or a service built without billing)."""
+    if billing is None or payer is None:
+        return nullcontext(None)
+    return billing.billed(payer, engine, texts)

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from labelwise.encoder import DIMENSIONS, MODEL_ID, Encoder, EncoderBatcher, LongText, Timing, get_encoder
-from labelwise.errors import InputTooLong, InvalidRequest
-from labelwise.services.credits import Billing, Charge, Payer
+from labelwise.domain import Timing
+from labelwise.encoder import DIMENSIONS, MODEL_ID, Encoder, EncoderBatcher, LongText, get_encoder
+from labelwise.errors import InvalidRequest
+from labelwise.services.classify import check_texts
+from labelwise.services.credits import Billing, Charge, Payer, billed
 
 EMBEDDING_ENGINE = "embedding"  # the price-list entry embeddings are billed under
 MODEL_ALIASES = ("labelwise-embed",)
@@ -81,30 +83,15 @@ class EmbeddingService:
 
     def check_inputs(self, texts: Sequence[str], *, param: str = "input") -> None:
         """`InvalidRequest` naming the item for an empty or oversized list, or an empty or too long text."""
-        if not texts:
-            raise InvalidRequest(f"{param}: at least one text is needed", param=param)
-        if len(texts) > self.max_inputs:
-            raise InvalidRequest(f"{param}: {len(texts):,} items, the limit is {self.max_inputs:,}", param=param)
-        for i, text in enumerate(texts):
-            name = f"{param}[{i}]" if len(texts) > 1 else param
-            if not text:
-                raise InvalidRequest(f"{name}: must not be empty", param=name)
-            if len(text) > self.max_text_chars:
-                raise InputTooLong(
-                    f"{name}: {len(text):,} characters, the limit is {self.max_text_chars:,}",
-                    param=name,
-                    limit=self.max_text_chars,
-                )
+        check_texts(
+            texts, param=param, max_texts=self.max_inputs, max_chars=self.max_text_chars, index_one=False, noun="items"
+        )
 
     async def embed(self, texts: Sequence[str], *, payer: Payer | None = None, param: str = "input") -> Embeddings:
         """L2-normalized vectors of `texts`; billed (engine "embedding") after the input was checked."""
         self.check_inputs(texts, param=param)
-        if payer is None or self.billing is None:
+        async with billed(self.billing, payer, EMBEDDING_ENGINE, texts) as charge:
             vectors, timing = await self.batcher.embed_timed(texts)
-            charge = None
-        else:
-            async with self.billing.billed(payer, EMBEDDING_ENGINE, texts) as charge:
-                vectors, timing = await self.batcher.embed_timed(texts)
         # The encoder is loaded by now (the batch ran); tokenizing again is a fast Rust call, off the event loop.
         tokens = await asyncio.to_thread(self.count_tokens, texts)
         return Embeddings(vectors, tokens, timing, charge)

@@ -17,14 +17,13 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from labelwise.domain import ModelVersion
+from labelwise.domain import ModelVersion, Timing
 from labelwise.encoder import MODEL_ID, EncoderBatcher
 from labelwise.engines.base import FloatArray, predictions_of
 from labelwise.engines.zeroshot import ZeroShotEngine
 from labelwise.errors import InvalidRequest
-from labelwise.inference.batcher import Timing
 from labelwise.services.classify import Classification, ClassifyService
-from labelwise.services.credits import Payer
+from labelwise.services.credits import Payer, billed
 
 ZEROSHOT_ENGINE = "zeroshot"  # the model name in responses and the price-list entry
 
@@ -105,7 +104,7 @@ class ZeroShotService:
         vectors, timing = await self.batcher.embed_timed(texts)
         # float64, as the engine does, so one text scores the same alone or in a batch.
         cosine = vectors.astype(np.float64) @ engine.label_vectors.astype(np.float64).T
-        return engine.proba_from_cosine(cosine), Timing(timing.queue_ms, timing.inference_ms)
+        return engine.proba_from_cosine(cosine), timing
 
     def record(self, engine: ZeroShotEngine) -> ModelVersion:
         """What responses name as the model: `zeroshot`, versioned by the encoder."""
@@ -146,13 +145,8 @@ class ZeroShotService:
         if mode == "exclusive" and len(checked) < 2:
             raise InvalidRequest(f"{param}: exclusive scores need at least 2 labels", param=param)
         engine = await self.engine(checked, mode=mode, threshold=decision_threshold)
-        billing = service.billing
-        if payer is None or billing is None:
+        async with billed(service.billing, payer, ZEROSHOT_ENGINE, texts) as charge:
             proba, timing = await self.scores(texts, engine)
-            charge = None
-        else:
-            async with billing.billed(payer, ZEROSHOT_ENGINE, texts) as charge:
-                proba, timing = await self.scores(texts, engine)
         decided = engine.decide(proba)
         predictions = predictions_of(engine.classes_, proba, decided, top_k=top_k, threshold=threshold)
         return Classification(predictions, self.record(engine), timing, charge)

@@ -8,27 +8,19 @@ server has re-read the store, so it already routes `name@alias` to the new versi
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from labelwise.api.deps import ManagerDep, RequestIdDep, ServicesDep
+from labelwise.api.access import requires
+from labelwise.api.deps import AliasServiceDep, ManagerDep, RequestIdDep
 from labelwise.api.schemas.aliases import AliasUpdate
 from labelwise.api.schemas.errors import error_responses
 from labelwise.api.schemas.models import ModelDetail, model_detail
 from labelwise.errors import ModelNotFound
 from labelwise.inference.manager import ModelManager
-from labelwise.services.aliases import AliasService
+from labelwise.services.keys import Scope
 
 router = APIRouter(prefix="/v1", tags=["models"], responses=error_responses(400, 401, 403, 404))
-
-
-async def get_alias_service(services: ServicesDep) -> AliasService:
-    # Two references to objects the composition root already built; nothing here opens a connection.
-    return AliasService(services.manager.store, services.keys.repo)
-
-
-AliasServiceDep = Annotated[AliasService, Depends(get_alias_service)]
 
 
 def actor_of(request: Request) -> str:
@@ -37,6 +29,7 @@ def actor_of(request: Request) -> str:
 
 
 @router.put("/models/{name}/aliases/{alias}")
+@requires(Scope.ADMIN)
 async def set_alias(
     name: str,
     alias: str,
@@ -54,6 +47,7 @@ async def set_alias(
 
 
 @router.delete("/models/{name}/aliases/{alias}")
+@requires(Scope.ADMIN)
 async def remove_alias(
     name: str, alias: str, request: Request, aliases: AliasServiceDep, manager: ManagerDep, request_id: RequestIdDep
 ) -> ModelDetail:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
+from labelwise.api.access import requires
 from labelwise.api.deps import CompatDep, PayerDep
+from labelwise.api.respond import Served, annotate
 from labelwise.api.schemas.compat import (
     CategoriesError,
     TextClassificationMetadata,
     TextClassificationRequest,
     TextClassificationResponse,
 )
+from labelwise.services.keys import Scope
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     400: {
@@ -28,8 +31,9 @@ router = APIRouter(tags=["categories"], responses=_ERRORS)
 
 
 @router.post("/text/classification")
+@requires(Scope.CLASSIFY)
 async def classify_categories(
-    body: TextClassificationRequest, request: Request, service: CompatDep, payer: PayerDep
+    body: TextClassificationRequest, request: Request, response: Response, service: CompatDep, payer: PayerDep
 ) -> TextClassificationResponse:
     """Score a text (up to 2,000 characters) against up to 25 categories described in the request; send the key
     as `Authorization: Bearer KEY`. `exclusive` scores sum to 1, `confidence` scores are independent, `binary`
@@ -48,5 +52,5 @@ async def classify_categories(
         model=body.model,
         payer=payer,
     )
-    request.state.texts = 1
+    annotate(request, response, Served.classification(found.classification))
     return TextClassificationResponse(data=found.scores, metadata=TextClassificationMetadata(cost=found.cost))

@@ -6,11 +6,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.background import BackgroundTask
 
-from labelwise.api.deps import payer_of
+from labelwise.api.access import requires
+from labelwise.api.deps import container_of, payer_of
+from labelwise.api.respond import Served, json_response
 from labelwise.api.routing import DirectJSONRoute
 from labelwise.api.schemas.classify import (
     BatchRequest,
@@ -26,13 +27,14 @@ from labelwise.domain import Prediction
 from labelwise.monitoring.service import Monitoring
 from labelwise.services.classify import Classification, ClassifyService
 from labelwise.services.credits import Payer
+from labelwise.services.keys import Scope
 from labelwise.services.zeroshot import ZeroShotService
 
 
 @dataclass(frozen=True, slots=True)
 class _Context:
-    """What the classify routes need, read from the app and the request: no FastAPI dependency, whose solving
-    cost about a tenth of a one-text request."""
+    """What the classify routes need, read from the app's container and the request: no FastAPI dependency, whose
+    solving cost about a tenth of a one-text request."""
 
     service: ClassifyService
     zeroshot: ZeroShotService
@@ -42,9 +44,9 @@ class _Context:
 
     @classmethod
     def of(cls, request: Request) -> _Context:
-        state = request.app.state
+        container = container_of(request)
         return cls(
-            state.services.classify, state.zeroshot, state.monitoring, payer_of(request), request.state.request_id
+            container.classify, container.zeroshot, container.monitoring, payer_of(request), request.state.request_id
         )
 
 
@@ -57,6 +59,7 @@ router = APIRouter(
 
 
 @router.post("/classify", response_model=ClassifyResponse)
+@requires(Scope.CLASSIFY)
 async def classify(body: ClassifyRequest, request: Request) -> Response:
     """Classify one text with a model (`name`, `name@alias` or `name:version`; default: the default model).
 
@@ -104,6 +107,7 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
 
 
 @router.post("/batch", response_model=BatchResponse)
+@requires(Scope.CLASSIFY)
 async def batch(body: BatchRequest, request: Request) -> Response:
     """Classify up to `max_batch_texts` texts (512 by default) in one call; results keep the input order.
 
@@ -133,7 +137,7 @@ def _label_dicts(prediction: Prediction) -> list[dict[str, Any]]:
 def _respond(
     request: Request, ctx: _Context, payload: dict[str, Any], texts: list[str], result: Classification
 ) -> Response:
-    """`payload` (shaped as the route's `response_model`) as JSON, with the timing and credit headers.
+    """`payload` (shaped as the route's `response_model`) as JSON, with the headers of the shared response path.
 
     Metrics and the prediction log are recorded now (no I/O); shadow scoring runs after the response is sent.
     The hot routes build plain dicts instead of response models that FastAPI would validate again and encode with
@@ -144,8 +148,7 @@ def _respond(
     shadow = None
     if ctx.monitoring.wants_shadow(result):
         shadow = BackgroundTask(ctx.monitoring.score_shadow, texts, result)
-    headers = _annotate(request, result)
-    return Response(orjson.dumps(payload), media_type="application/json", headers=headers, background=shadow)
+    return json_response(request, payload, Served.classification(result), shadow)
 
 
 async def _classify(body: ClassifyOptions, texts: list[str], ctx: _Context, *, single: bool = False) -> Classification:
@@ -171,21 +174,3 @@ async def _classify(body: ClassifyOptions, texts: list[str], ctx: _Context, *, s
         payer=ctx.payer,
         request_id=ctx.request_id,
     )
-
-
-def _annotate(request: Request, result: Classification) -> dict[str, str]:
-    """Timing and credit headers for the client, and the access log's fields (never the text)."""
-    queue_ms = round(result.timing.queue_ms, 3)
-    inference_ms = round(result.timing.inference_ms, 3)
-    headers = {"x-queue-time": str(queue_ms), "x-inference-time": str(inference_ms)}
-    if result.charge is not None:
-        headers["x-credits-cost"] = str(result.charge.cost)
-        if result.charge.remaining is not None:
-            headers["x-credits-remaining"] = str(result.charge.remaining)
-    state = request.state
-    state.model = result.model.name
-    state.version = result.model.version
-    state.texts = len(result.predictions)
-    state.queue_ms = queue_ms
-    state.inference_ms = inference_ms
-    return headers

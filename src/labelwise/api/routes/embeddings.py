@@ -7,7 +7,9 @@ import base64
 import numpy as np
 from fastapi import APIRouter, Request, Response
 
+from labelwise.api.access import requires
 from labelwise.api.deps import EmbeddingsDep, PayerDep
+from labelwise.api.respond import Served, annotate
 from labelwise.api.schemas.embeddings import (
     Embedding,
     EmbeddingRequest,
@@ -16,7 +18,7 @@ from labelwise.api.schemas.embeddings import (
     openai_error_responses,
 )
 from labelwise.errors import InvalidRequest
-from labelwise.services.embeddings import Embeddings
+from labelwise.services.keys import Scope
 
 router = APIRouter(
     prefix="/v1", tags=["embeddings"], responses=openai_error_responses(400, 401, 402, 403, 413, 429, 500, 503)
@@ -24,6 +26,7 @@ router = APIRouter(
 
 
 @router.post("/embeddings")
+@requires(Scope.CLASSIFY)
 async def create_embeddings(
     body: EmbeddingRequest, request: Request, response: Response, service: EmbeddingsDep, payer: PayerDep
 ) -> EmbeddingResponse:
@@ -43,7 +46,7 @@ async def create_embeddings(
         )
     texts = [body.input] if isinstance(body.input, str) else body.input
     result = await service.embed(texts, payer=payer)
-    _annotate(request, response, result, model)
+    annotate(request, response, Served.embeddings(result, model))
     data = [Embedding(index=i, embedding=_encode(v, body.encoding_format)) for i, v in enumerate(result.vectors)]
     usage = EmbeddingUsage(prompt_tokens=result.tokens, total_tokens=result.tokens)
     return EmbeddingResponse(data=data, model=model, usage=usage)
@@ -54,17 +57,3 @@ def _encode(vector: np.ndarray[tuple[int], np.dtype[np.float32]], encoding_forma
         # What OpenAI's clients decode: the raw little-endian float32 bytes, base64.
         return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
     return [float(x) for x in vector]
-
-
-def _annotate(request: Request, response: Response, result: Embeddings, model: str) -> None:
-    """Timing and credit headers, and the access log's fields (never the text)."""
-    response.headers["x-queue-time"] = str(round(result.timing.queue_ms, 3))
-    response.headers["x-inference-time"] = str(round(result.timing.inference_ms, 3))
-    if result.charge is not None:
-        response.headers["x-credits-cost"] = str(result.charge.cost)
-        if result.charge.remaining is not None:
-            response.headers["x-credits-remaining"] = str(result.charge.remaining)
-    request.state.model = model
-    request.state.texts = len(result.vectors)
-    request.state.queue_ms = round(result.timing.queue_ms, 3)
-    request.state.inference_ms = round(result.timing.inference_ms, 3)

@@ -12,21 +12,20 @@ import re
 import secrets
 import shutil
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 
-from labelwise.api.deps import PrincipalDep
+from labelwise.api.access import any_key, requires
+from labelwise.api.deps import IdempotencyDep, JobServiceDep, PrincipalDep, UploadsDirDep
 from labelwise.api.schemas.errors import ErrorResponse, error_responses
 from labelwise.api.schemas.jobs import JobList, JobPublic
 from labelwise.errors import InvalidRequest
-from labelwise.services.idempotency import IdempotencyService, body_hash
-from labelwise.services.job_worker import JobWorker
-from labelwise.services.jobs import JobService
+from labelwise.services.idempotency import IdempotencyService, Replay, body_hash
+from labelwise.services.keys import Scope
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=error_responses(400, 401, 403, 429))
 
@@ -39,22 +38,6 @@ IDEMPOTENCY_RESPONSES: dict[int | str, dict[str, Any]] = {
 JobIdPath = PathParam(max_length=64, description="The job id (`job_...`).")
 
 
-@dataclass(frozen=True, slots=True)
-class JobsApi:
-    """What the jobs and training routes use; built by the composition root and kept in `app.state.jobs`."""
-
-    service: JobService
-    idempotency: IdempotencyService
-    uploads: Path
-    worker: JobWorker | None
-
-
-async def get_jobs_api(request: Request) -> JobsApi:
-    jobs: JobsApi = request.app.state.jobs
-    return jobs
-
-
-JobsDep = Annotated[JobsApi, Depends(get_jobs_api)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description="Replays the first answer.")]
 
 
@@ -75,35 +58,40 @@ def save_upload(upload: UploadFile, uploads: Path) -> tuple[Path, str]:
 
 
 async def created(
-    jobs: JobsApi,
+    idempotency: IdempotencyService,
     key_prefix: str,
     idem_key: str | None,
     fields: dict[str, Any],
     create: Callable[[], Awaitable[JobPublic]],
 ) -> JSONResponse:
     """202 with the job and its `Location`; with an Idempotency-Key, a repeat gets the first answer again."""
-    if idem_key is not None:
-        replay = await jobs.idempotency.begin(key_prefix, idem_key, body_hash(fields))
-        if replay is not None:
-            location = {"Location": f"/v1/jobs/{replay.body['id']}"} if "id" in replay.body else None
-            return JSONResponse(replay.body, status_code=replay.status, headers=location)
-    try:
-        job = await create()
-    except BaseException:
-        if idem_key is not None:
-            await jobs.idempotency.release(key_prefix, idem_key)
-        raise
-    body = job.model_dump(mode="json")
-    if idem_key is not None:
-        await jobs.idempotency.finish(key_prefix, idem_key, 202, body)
-    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    async def work() -> tuple[dict[str, Any], Replay]:
+        body = (await create()).model_dump(mode="json")
+        return body, Replay(202, body)
+
+    if idem_key is None:
+        body, _ = await work()
+        return _accepted(202, body)
+    answer = await idempotency.once(key_prefix, idem_key, body_hash(fields), work)
+    if isinstance(answer, Replay):
+        return _accepted(answer.status, answer.body)
+    return _accepted(202, answer)
+
+
+def _accepted(status: int, body: dict[str, Any]) -> JSONResponse:
+    location = {"Location": f"/v1/jobs/{body['id']}"} if "id" in body else None
+    return JSONResponse(body, status_code=status, headers=location)
 
 
 @router.post(
     "", status_code=202, response_model=JobPublic, responses={**error_responses(402, 404, 413), **IDEMPOTENCY_RESPONSES}
 )
+@requires(Scope.CLASSIFY)
 async def create_job(
-    jobs: JobsDep,
+    jobs: JobServiceDep,
+    idempotency: IdempotencyDep,
+    uploads: UploadsDirDep,
     principal: PrincipalDep,
     file: Annotated[UploadFile, File(description="CSV, JSON lines or Parquet; the name's extension says which")],
     model: Annotated[str, Form(max_length=200, description="model, model@version or model@alias")],
@@ -112,40 +100,44 @@ async def create_job(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Queue a job that classifies every row of `file`; the rows are checked before it is accepted (202)."""
-    path, digest = await asyncio.to_thread(save_upload, file, jobs.uploads)
+    path, digest = await asyncio.to_thread(save_upload, file, uploads)
     fields = {"kind": "classify", "file": digest, "model": model, "text_col": text_col, "top_k": top_k}
 
     async def create() -> JobPublic:
-        job = await asyncio.to_thread(jobs.service.submit_classify, principal.prefix, path, model, text_col, top_k)
-        return JobPublic.of(jobs.service.progress_of(job))
+        job = await asyncio.to_thread(jobs.submit_classify, principal.prefix, path, model, text_col, top_k)
+        return JobPublic.of(jobs.progress_of(job))
 
     try:
-        return await created(jobs, principal.prefix, idempotency_key, fields, create)
+        return await created(idempotency, principal.prefix, idempotency_key, fields, create)
     finally:
         await asyncio.to_thread(shutil.rmtree, path.parent, True)
 
 
 @router.get("")
-def list_jobs(jobs: JobsDep, principal: PrincipalDep) -> JobList:
+@any_key
+def list_jobs(jobs: JobServiceDep, principal: PrincipalDep) -> JobList:
     """The caller's jobs, newest first (the last 100)."""
-    return JobList(data=[JobPublic.of(p) for p in jobs.service.for_key(principal.prefix)])
+    return JobList(data=[JobPublic.of(p) for p in jobs.for_key(principal.prefix)])
 
 
 @router.get("/{job_id}", responses=error_responses(404))
-def get_job(jobs: JobsDep, principal: PrincipalDep, job_id: str = JobIdPath) -> JobPublic:
+@any_key
+def get_job(jobs: JobServiceDep, principal: PrincipalDep, job_id: str = JobIdPath) -> JobPublic:
     """A job's state and progress: rows done and total, rate, estimated time left, errors."""
-    return JobPublic.of(jobs.service.progress(job_id, principal.prefix))
+    return JobPublic.of(jobs.progress(job_id, principal.prefix))
 
 
 @router.get("/{job_id}/results", response_class=FileResponse, responses=error_responses(404))
-def get_results(jobs: JobsDep, principal: PrincipalDep, job_id: str = JobIdPath) -> FileResponse:
+@any_key
+def get_results(jobs: JobServiceDep, principal: PrincipalDep, job_id: str = JobIdPath) -> FileResponse:
     """The input rows with `label` and `score` added, in the input's format (once the job succeeded)."""
-    path = jobs.service.results_path(job_id, principal.prefix)
+    path = jobs.results_path(job_id, principal.prefix)
     media_type = _MEDIA_TYPES.get(path.suffix, "application/vnd.apache.parquet")
     return FileResponse(path, media_type=media_type, filename=f"{job_id}{path.suffix}")
 
 
 @router.delete("/{job_id}", responses=error_responses(404))
-def cancel_job(jobs: JobsDep, principal: PrincipalDep, job_id: str = JobIdPath) -> JobPublic:
+@any_key
+def cancel_job(jobs: JobServiceDep, principal: PrincipalDep, job_id: str = JobIdPath) -> JobPublic:
     """Cancel a queued or running job: chunks in hand finish (and are billed), no others start."""
-    return JobPublic.of(jobs.service.cancel(job_id, principal.prefix))
+    return JobPublic.of(jobs.cancel(job_id, principal.prefix))

@@ -9,11 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from labelwise.api.access import requires
 from labelwise.api.deps import IdempotencyDep, KeyServiceDep, PrincipalDep, RequestIdDep
 from labelwise.api.routes.jobs import IDEMPOTENCY_RESPONSES, IdempotencyKey
 from labelwise.api.schemas.errors import error_responses
 from labelwise.api.schemas.keys import KeyCreate, KeyCreated, KeyList, KeyPublic, KeyUpdate
 from labelwise.services.idempotency import Replay, body_hash
+from labelwise.services.keys import Scope
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=error_responses(400, 401, 403, 429))
 
@@ -25,6 +27,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 @router.post("", status_code=201, response_model=KeyCreated, responses=IDEMPOTENCY_RESPONSES)
+@requires(Scope.ADMIN)
 async def create_key(
     body: KeyCreate,
     keys: KeyServiceDep,
@@ -60,18 +63,21 @@ async def create_key(
 
 
 @router.get("")
+@requires(Scope.ADMIN)
 def list_keys(keys: KeyServiceDep) -> KeyList:
     """Every key, revoked ones included (prefixes only, never secrets)."""
     return KeyList(data=[KeyPublic.of(info) for info in keys.list()])
 
 
 @router.get("/{prefix}", responses=error_responses(404))
+@requires(Scope.ADMIN)
 def get_key(keys: KeyServiceDep, prefix: str = PrefixPath) -> KeyPublic:
     """One key by its prefix."""
     return KeyPublic.of(keys.get(prefix))
 
 
 @router.patch("/{prefix}", responses=error_responses(404))
+@requires(Scope.ADMIN)
 def update_key(
     body: KeyUpdate, keys: KeyServiceDep, principal: PrincipalDep, request_id: RequestIdDep, prefix: str = PrefixPath
 ) -> KeyPublic:
@@ -81,6 +87,7 @@ def update_key(
 
 
 @router.delete("/{prefix}", responses=error_responses(404))
+@requires(Scope.ADMIN)
 def revoke_key(
     keys: KeyServiceDep, principal: PrincipalDep, request_id: RequestIdDep, prefix: str = PrefixPath
 ) -> KeyPublic:

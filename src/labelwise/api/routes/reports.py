@@ -7,14 +7,15 @@ is one of three fixed values, so no request can reach any other file.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from labelwise.api.deps import ServicesDep
+from labelwise.api.access import requires
+from labelwise.api.deps import ReportServiceDep
 from labelwise.api.schemas.errors import error_responses
 from labelwise.api.schemas.reports import PNG_RESPONSE, TrainingReport
-from labelwise.services.reports import ReportPlot, ReportService
+from labelwise.services.keys import Scope
+from labelwise.services.reports import ReportPlot
 
 router = APIRouter(prefix="/v1", tags=["models"], responses=error_responses(400, 401, 403, 404, 500))
 
@@ -22,15 +23,8 @@ router = APIRouter(prefix="/v1", tags=["models"], responses=error_responses(400,
 _CACHE_CONTROL = "private, max-age=300"
 
 
-async def get_report_service(services: ServicesDep) -> ReportService:
-    # Stateless over the store the manager already holds: building it here keeps the composition root untouched.
-    return ReportService(services.manager.store)
-
-
-ReportServiceDep = Annotated[ReportService, Depends(get_report_service)]
-
-
 @router.get("/models/{name}/versions/{version}/report")
+@requires(Scope.CLASSIFY)
 async def get_report(name: str, version: str, reports: ReportServiceDep) -> TrainingReport:
     """The training report of one version: metrics on the validation and test splits (accuracy, precision,
     recall and F1 per label and averaged, confusion matrix, reliability bins, ECE), the data summary and the
@@ -41,6 +35,7 @@ async def get_report(name: str, version: str, reports: ReportServiceDep) -> Trai
 
 
 @router.get("/models/{name}/versions/{version}/report/{plot}.png", responses=PNG_RESPONSE, response_class=Response)
+@requires(Scope.CLASSIFY)
 async def get_report_plot(name: str, version: str, plot: ReportPlot, reports: ReportServiceDep) -> Response:
     """One plot of the training report: `confusion_matrix`, `reliability` or `per_label_f1`. 404 when the report
     has no such plot (for example a reliability diagram of a version without evaluation data).

@@ -14,12 +14,14 @@ import orjson
 from fastapi import APIRouter, Form, UploadFile
 from fastapi import File as FileParam
 
-from labelwise.api.deps import PrincipalDep
-from labelwise.api.routes.jobs import IDEMPOTENCY_RESPONSES, IdempotencyKey, JobsDep, created, save_upload
+from labelwise.api.access import requires
+from labelwise.api.deps import IdempotencyDep, JobServiceDep, PrincipalDep, UploadsDirDep
+from labelwise.api.routes.jobs import IDEMPOTENCY_RESPONSES, IdempotencyKey, created, save_upload
 from labelwise.api.schemas.errors import error_responses
 from labelwise.api.schemas.jobs import JobPublic
 from labelwise.data import ConflictRule, ReadOptions
 from labelwise.errors import InvalidRequest
+from labelwise.services.keys import Scope
 from labelwise.services.training import TrainRequest
 
 router = APIRouter(prefix="/v1", tags=["models"], responses=error_responses(400, 401, 403, 429))
@@ -38,8 +40,11 @@ def _params(raw: str) -> dict[str, Any]:
 @router.post(
     "/models", status_code=202, response_model=JobPublic, responses={**error_responses(413), **IDEMPOTENCY_RESPONSES}
 )
+@requires(Scope.TRAIN)
 async def train_model(
-    jobs: JobsDep,
+    jobs: JobServiceDep,
+    idempotency: IdempotencyDep,
+    uploads: UploadsDirDep,
     principal: PrincipalDep,
     file: Annotated[UploadFile, FileParam(description="labeled CSV, JSON lines or Parquet")],
     name: Annotated[str, Form(max_length=64, description="the model to add a version to")],
@@ -57,15 +62,15 @@ async def train_model(
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Queue training; 202 with the job. When it succeeds its `result` names the new version and its metrics."""
-    path, digest = await asyncio.to_thread(save_upload, file, jobs.uploads)
+    path, digest = await asyncio.to_thread(save_upload, file, uploads)
     request = TrainRequest(
         name=name,
         train=path,
         engine=engine,
         options=ReadOptions(text_col=text_col, label_col=label_col, conflicts=on_conflict),
         params=_params(params),
-        seed=jobs.service.config.seed,
-        min_examples=jobs.service.config.min_examples,
+        seed=jobs.config.seed,
+        min_examples=jobs.config.min_examples,
     )
     fields = {
         "kind": "train",
@@ -79,10 +84,10 @@ async def train_model(
     }
 
     async def create() -> JobPublic:
-        job = await asyncio.to_thread(jobs.service.submit_train, principal.prefix, path, request)
-        return JobPublic.of(jobs.service.progress_of(job))
+        job = await asyncio.to_thread(jobs.submit_train, principal.prefix, path, request)
+        return JobPublic.of(jobs.progress_of(job))
 
     try:
-        return await created(jobs, principal.prefix, idempotency_key, fields, create)
+        return await created(idempotency, principal.prefix, idempotency_key, fields, create)
     finally:
         await asyncio.to_thread(shutil.rmtree, path.parent, True)

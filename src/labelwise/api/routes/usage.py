@@ -6,6 +6,7 @@ from datetime import date
 
 from fastapi import APIRouter, Query
 
+from labelwise.api.access import any_key
 from labelwise.api.deps import PrincipalDep, UsageMeterDep
 from labelwise.api.schemas.errors import error_responses
 from labelwise.api.schemas.usage import UsageResponse
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/v1", tags=["usage"], responses=error_responses(400, 
 
 
 @router.get("/usage")
+@any_key
 async def usage(
     meter: UsageMeterDep,
     principal: PrincipalDep,

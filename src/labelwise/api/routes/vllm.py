@@ -10,7 +10,9 @@ import time
 import numpy as np
 from fastapi import APIRouter, Request, Response
 
+from labelwise.api.access import requires
 from labelwise.api.deps import CompatDep, PayerDep, RequestIdDep
+from labelwise.api.respond import Served, annotate
 from labelwise.api.schemas.compat import (
     VllmClassifyItem,
     VllmClassifyRequest,
@@ -24,11 +26,13 @@ from labelwise.api.schemas.embeddings import openai_error_responses
 from labelwise.errors import InvalidRequest
 from labelwise.services.compat import CompatService, LabelOrderScores
 from labelwise.services.credits import Payer
+from labelwise.services.keys import Scope
 
 router = APIRouter(tags=["vllm"], responses=openai_error_responses(400, 401, 402, 403, 404, 413, 429, 500, 503))
 
 
 @router.post("/classify")
+@requires(Scope.CLASSIFY)
 async def vllm_classify(
     body: VllmClassifyRequest,
     request: Request,
@@ -50,6 +54,7 @@ async def vllm_classify(
 
 
 @router.post("/invocations")
+@requires(Scope.CLASSIFY)
 async def vllm_invocations(
     body: VllmClassifyRequest,
     request: Request,
@@ -64,6 +69,7 @@ async def vllm_invocations(
 
 
 @router.post("/pooling")
+@requires(Scope.CLASSIFY)
 async def vllm_pooling(
     body: VllmPoolingRequest,
     request: Request,
@@ -130,11 +136,7 @@ async def _scores(
         payer=payer,
         request_id=request_id,
     )
-    result = found.classification
-    response.headers["x-queue-time"] = str(round(result.timing.queue_ms, 3))
-    response.headers["x-inference-time"] = str(round(result.timing.inference_ms, 3))
-    request.state.model, request.state.version = result.model.name, result.model.version
-    request.state.texts = len(texts)
+    annotate(request, response, Served.classification(found.classification))
     return found
 
 

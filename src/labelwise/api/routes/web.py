@@ -17,6 +17,7 @@ from importlib.resources.abc import Traversable
 
 from fastapi import APIRouter, Request, Response
 
+from labelwise.api.access import public
 from labelwise.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -94,12 +95,14 @@ def index_page(root_path: str) -> Asset:
 
 
 @router.get("/")
+@public
 async def index(request: Request) -> Response:
     """The single page of the UI."""
     return _respond(index_page(str(request.scope.get("root_path", ""))), request)
 
 
 @router.get("/ui/{path:path}")
+@public
 async def asset(path: str, request: Request) -> Response:
     """A script, style sheet or icon of the UI."""
     found = assets().get(path)
