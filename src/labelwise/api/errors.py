@@ -45,6 +45,8 @@ _HTTP_CODES: Mapping[int, tuple[str, str]] = {
 SURFACES: Sequence[tuple[str, Renderer]] = (
     ("/v1/embeddings", error_shapes.openai),
     ("/classify", error_shapes.vllm),
+    ("/invocations", error_shapes.vllm),
+    ("/pooling", error_shapes.vllm),
     ("/text/classification", error_shapes.categories),
 )
 
