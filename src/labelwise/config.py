@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         if value is None:
             return None
         from labelwise.errors import InvalidRequest
-        from labelwise.services.limits import canonical_rate_limit
+        from labelwise.rate_limit import canonical_rate_limit
 
         try:
             return canonical_rate_limit(value, param=str(info.field_name))

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from labelwise.domain import Prediction, share_of
 from labelwise.monitoring.metrics import BUFFER_DROPPED, PREDICTION_LOG_SKIPPED
-from labelwise.services.periodic import Periodic
+from labelwise.periodic import Periodic
 from labelwise.storage.buffer import BufferedWriter
 from labelwise.storage.monitoring import LoggedPrediction, PredictionLogRepository
 

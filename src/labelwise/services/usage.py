@@ -23,8 +23,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from labelwise.errors import Forbidden, InvalidRequest
 from labelwise.monitoring.metrics import BUFFER_DROPPED
+from labelwise.periodic import Periodic
 from labelwise.services.keys import Principal, Scope, split_key
-from labelwise.services.periodic import Periodic
 from labelwise.storage.buffer import BufferedWriter
 from labelwise.storage.repositories import UsageEntry, UsageRepository
 

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from labelwise.errors import Forbidden, InsufficientBalance, InvalidRequest, StorageUnavailable
+from labelwise.rate_limit import canonical_rate_limit, parse_rate_limit
 from labelwise.services.credits import Billing, CreditService, Payer, PriceList
 from labelwise.services.keys import KeyChanges, KeyService, Principal
 from labelwise.services.limits import (
@@ -21,8 +22,6 @@ from labelwise.services.limits import (
     RateDecision,
     RequestLimiter,
     WindowState,
-    canonical_rate_limit,
-    parse_rate_limit,
 )
 from labelwise.services.usage import UsageMeter, report_window, visible_key
 from labelwise.storage.db import Database
