@@ -13,7 +13,7 @@ LABEL_STUDIO_VENV := .venv-labelstudio
 LABEL_STUDIO_STAMP := $(LABEL_STUDIO_VENV)/.installed
 export LABELWISE_TEST_LABEL_STUDIO ?= $(abspath $(LABEL_STUDIO_VENV))/bin/label-studio
 
-.PHONY: install serve test lint typecheck unit bench-accuracy bench-serve clean
+.PHONY: install serve test lint typecheck unit bench-accuracy bench-serve container-smoke clean
 
 # Browser tests drive Debian's headless Chromium; install it when missing and we may (root with apt-get).
 /usr/bin/chromedriver:
@@ -25,7 +25,7 @@ export LABELWISE_TEST_LABEL_STUDIO ?= $(abspath $(LABEL_STUDIO_VENV))/bin/label-
 $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,ray]'
 	touch $(STAMP)
 
 $(LABEL_STUDIO_STAMP):
@@ -43,6 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/hadolint Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -51,6 +52,10 @@ unit: $(STAMP) $(LABEL_STUDIO_STAMP) /usr/bin/chromedriver
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Builds the image with podman on a debootstrapped Debian base and runs it as compose.yaml does (minutes; root).
+container-smoke: $(STAMP)
+	$(BIN)/python -m tests.containers.container_smoke
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python bench/accuracy.py

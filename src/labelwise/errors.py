@@ -119,3 +119,11 @@ class UpstreamUnavailable(Overloaded):
     """A service we call (Label Studio) cannot be reached or failed: 503 with Retry-After, like an overload."""
 
     code = "upstream_unavailable"
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached (stopped, restarting, network away): nothing is wrong with the request, and
+    the same request will work once it is back."""
+
+    code = "storage_unavailable"
+    http_status = 503
