@@ -113,6 +113,7 @@ class CombinedEngine(EncoderEngine):
         self._record_encoder()
         self._featurizer, self._head = featurizer, head
         self.classes_, self.task_, self.thresholds_ = classes, task, head.thresholds
+        self.heldout_ = head.heldout
         self.fit_info_ = {
             **head.info,
             "n_features": featurizer.n_features,
@@ -198,6 +199,7 @@ class AutoEngine(HeadEngine):
         winner, _ = _fit_candidate(chosen, data, refit=True, seed=self.seed)
         self._chosen = winner
         self.classes_, self.task_, self.thresholds_ = winner.classes_, winner.task_, winner.thresholds_
+        self.heldout_ = winner.heldout_  # the abstain rule is tuned on the winner's held-out scores
         metric = "accuracy" if task is TaskType.SINGLE_LABEL else "micro-F1"
         self.selection_ = {
             "chosen": chosen,

@@ -112,6 +112,7 @@ class EmbeddingEngine(EncoderEngine):
         head = fit_head(x_train, y_train, x_val, y_val, task, self._head_config())
         self._record_encoder()
         self._head = head
+        self.heldout_ = head.heldout
         self.classes_ = classes
         self.task_ = task
         self.thresholds_ = head.thresholds

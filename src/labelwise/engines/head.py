@@ -87,6 +87,9 @@ class Head:
     calibrator: Calibrator
     thresholds: FloatArray | None
     info: dict[str, Any]
+    # When the final weights also learned from the rows that chose C and the calibrator: those rows' calibrated
+    # held-out probabilities and gold indicators (for the engine's `heldout_`; kept only while fitting, not saved).
+    heldout: tuple[FloatArray, BoolArray] | None = None
 
     def proba(self, x: Any) -> FloatArray:
         return self.calibrator.transform(head_scores(x, self.coef, self.intercept))
@@ -232,7 +235,9 @@ def _fit_head(
         coef, intercept = train_logistic(x_all, y_all, chosen, task, config.seed)
     calibration = calibration_summary(selection, task)
     info = {"C": chosen, "mode": mode, "refit": config.refit, "c_grid_held_out": grid, "calibration": calibration}
-    return Head(coef, intercept, selection.calibrator, thresholds, info)
+    refitted = not (mode == "validation" and not config.refit)
+    heldout = (selection.calibrator.transform(held_out[chosen]), held_targets) if refitted else None
+    return Head(coef, intercept, selection.calibrator, thresholds, info, heldout)
 
 
 def head_scores(x: Any, coef: NDArray[np.float32], intercept: FloatArray) -> FloatArray:

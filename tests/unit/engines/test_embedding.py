@@ -131,3 +131,11 @@ def test_unfitted_engine_refuses_to_predict(tmp_path: Path) -> None:
         EmbeddingEngine(encoder=ENCODER).predict_proba(["x"])
     with pytest.raises(NotFittedError):
         EmbeddingEngine(encoder=ENCODER).save(tmp_path)
+
+
+def test_a_refitted_head_keeps_its_held_out_scores_for_the_abstain_rule(fitted: EmbeddingEngine) -> None:
+    # Cross-validation over train + validation: every row has an out-of-fold score, calibrated.
+    assert fitted.heldout_ is not None
+    proba, gold = fitted.heldout_
+    assert proba.shape == gold.shape == (len(data(4)) + len(data(2, start=4)), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
