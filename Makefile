@@ -25,7 +25,7 @@ export LABELWISE_TEST_LABEL_STUDIO ?= $(abspath $(LABEL_STUDIO_VENV))/bin/label-
 $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,ray,labelstudio]'
 	touch $(STAMP)
 
 $(LABEL_STUDIO_STAMP):

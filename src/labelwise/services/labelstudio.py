@@ -5,24 +5,27 @@ Studio project as tasks, each with our prediction as a pre-annotation, so a pers
 `import_annotations` reads the project's JSON export and stores every finished annotation as feedback for the
 model, its choices mapped to the model's labels; `labelwise train --with-feedback` then trains on them.
 
-Label Studio is spoken to through its REST API with httpx. The official `label-studio-sdk` (2.1) would pin numpy
-under 2.3 in our environment and bring opencv, nltk, pandas, black and Faker into the server for five HTTP
-calls, so it is not a dependency; the calls used are few and documented (`/api/projects/{id}`,
-`/api/projects/{id}/import`, `/api/projects/{id}/export?exportType=JSON`).
+Label Studio is spoken to through the official `label-studio-sdk`, an optional extra (`labelwise[labelstudio]`)
+imported only when a round trip runs. The extra is held under 2.0.20: from 2.0.20 on the SDK requires
+`opencv-python-headless>=4.12,<4.13`, whose only release (4.12.0.88) requires `numpy<2.3`, which would downgrade
+the numpy the rest of Labelwise runs on; 2.0.19 accepts any opencv 4.x and installs next to it unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from labelwise.data.labelstudio import annotation, final_choices, text_of
-from labelwise.errors import InvalidRequest, UpstreamUnavailable
+from labelwise.errors import ConfigError, InvalidRequest, UpstreamUnavailable
 from labelwise.monitoring.feedback import FeedbackInput, FeedbackService
 from labelwise.registry.store import ModelStore
 from labelwise.storage.monitoring import LoggedPrediction
@@ -30,60 +33,100 @@ from labelwise.storage.monitoring import LoggedPrediction
 logger = logging.getLogger(__name__)
 
 MAX_EXPORT = 500
+INSTALL_HINT = "the Label Studio round trip needs the official SDK: pip install 'labelwise[labelstudio]'"
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
+def _sdk() -> Any:
+    """The SDK's `LabelStudio` client class and its `ApiError`, or a `ConfigError` that names the extra."""
+    try:
+        with warnings.catch_warnings():
+            # The SDK's own pydantic-v1-style models warn when imported (PydanticDeprecatedSince20): nothing a
+            # Labelwise user can act on, so not shown.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from label_studio_sdk.client import LabelStudio
+            from label_studio_sdk.core.api_error import ApiError
+    except ImportError as exc:
+        raise ConfigError(INSTALL_HINT) from exc
+    return LabelStudio, ApiError
+
+
 class LabelStudioClient:
-    """The few Label Studio REST calls the round trip needs, with its errors mapped once to ours."""
+    """The few Label Studio calls the round trip needs, made with the official SDK, its errors mapped once to ours.
+
+    The token is a legacy API token or a personal access token (the SDK refreshes the latter); it goes only into
+    the SDK's Authorization header, never into a message or a log line.
+    """
 
     def __init__(self, url: str, token: str, *, transport: httpx.BaseTransport | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise InvalidRequest(f"label_studio: {url[:200]!r} is not an http(s) URL", param="label_studio")
+        label_studio, self._api_error = _sdk()
         self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Token {token}"}, timeout=_TIMEOUT, transport=transport
-        )
+        # Our own httpx client: no redirects (the token stays with this host), our timeouts, closed by `close`.
+        self._http = httpx.Client(timeout=_TIMEOUT, follow_redirects=False, transport=transport)
+        with self._mapped("the token check"):
+            # An expired personal access token is refused here, before any call.
+            self._sdk = label_studio(base_url=self.url, api_key=token, httpx_client=self._http)
 
     def close(self) -> None:
         self._http.close()
 
-    def project(self, project: int) -> dict[str, Any]:
-        """The project's settings (its labeling config among them)."""
-        found: dict[str, Any] = self._call("GET", f"/api/projects/{project}", project=project).json()
-        return found
+    def project(self, project: int) -> None:
+        """Check that the project exists and the token may read it."""
+        with self._mapped(f"GET /api/projects/{project}", project=project):
+            self._sdk.projects.get(id=project)
 
     def import_tasks(self, project: int, tasks: Sequence[Mapping[str, Any]]) -> int:
         """Add tasks (with their predictions) to the project; how many Label Studio created."""
-        answer = self._call("POST", f"/api/projects/{project}/import", project=project, json=list(tasks)).json()
-        return int(answer.get("task_count", len(tasks)))
+        with self._mapped(f"POST /api/projects/{project}/import", project=project):
+            # Not retried: a retry after a failed answer could create the tasks twice.
+            answer = self._sdk.projects.import_tasks(
+                id=project, request=list(tasks), request_options={"max_retries": 0}
+            )
+        count = getattr(answer, "task_count", None)
+        return int(count) if count is not None else len(tasks)
 
     def export(self, project: int) -> list[dict[str, Any]]:
-        """The project's tasks with their annotations, in Label Studio's JSON export format."""
-        answer = self._call(
-            "GET", f"/api/projects/{project}/export", project=project, params={"exportType": "JSON"}
-        ).json()
-        if not isinstance(answer, list):
-            raise UpstreamUnavailable("label_studio: the export is not a list of tasks", param="label_studio")
-        return answer
-
-    def _call(self, method: str, path: str, *, project: int, **kwargs: Any) -> httpx.Response:
+        """Every task of the project with its annotations, in Label Studio's JSON export format."""
+        with self._mapped(f"GET /api/projects/{project}/export", project=project):
+            body = b"".join(
+                self._sdk.projects.exports.download_sync(id=project, export_type="JSON", download_all_tasks=True)
+            )
         try:
-            response = self._http.request(method, path, **kwargs)
+            tasks = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            tasks = None
+        if not isinstance(tasks, list):
+            raise UpstreamUnavailable("label_studio: the export is not a JSON list of tasks", param="label_studio")
+        return tasks
+
+    @contextmanager
+    def _mapped(self, call: str, *, project: int | None = None) -> Iterator[None]:
+        """The SDK's and httpx's errors as ours, naming the URL, the call and the status, never the token."""
+        try:
+            yield
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(
                 f"label_studio: cannot reach {self.url} ({type(exc).__name__})", param="label_studio"
             ) from exc
-        if response.status_code in (401, 403):
-            raise InvalidRequest(
-                f"label_studio: {self.url} refused the token (HTTP {response.status_code})", param="label_studio"
-            )
-        if response.status_code == 404:
-            raise InvalidRequest(f"project: Label Studio has no project {project}", param="project")
-        if response.status_code >= 400:
-            raise UpstreamUnavailable(
-                f"label_studio: {method} {path} answered HTTP {response.status_code}", param="label_studio"
-            )
-        return response
+        except self._api_error as exc:
+            raise _mapped_status(self.url, call, exc.status_code, project) from None
+
+
+def _mapped_status(url: str, call: str, status: int | None, project: int | None) -> Exception:
+    """Our error for a Label Studio answer with HTTP `status` to `call`."""
+    if status in (401, 403):
+        return InvalidRequest(f"label_studio: {url} refused the token (HTTP {status})", param="label_studio")
+    if status == 404 and project is not None:
+        return InvalidRequest(f"project: Label Studio has no project {project}", param="project")
+    if status == 400 and project is not None:
+        return InvalidRequest(
+            f"project: Label Studio refused {call} (HTTP 400); the project's labeling config needs a Text tag "
+            "over $text and a Choices tag named 'label'",
+            param="project",
+        )
+    return UpstreamUnavailable(f"label_studio: {call} answered HTTP {status or 'nothing'}", param="label_studio")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +177,7 @@ class LabelStudioExchange:
         if not 1 <= limit <= MAX_EXPORT:
             raise InvalidRequest(f"limit: {limit}, must be 1 to {MAX_EXPORT}", param="limit")
         self.store.resolve(model)  # an unknown model is named before Label Studio is called
-        client = self.clients(url)
+        client = await asyncio.to_thread(self.clients, url)  # the first one imports the SDK (seconds)
         try:
             await asyncio.to_thread(client.project, project)
             queue = await self.feedback.review(model, limit=limit)
@@ -154,7 +197,7 @@ class LabelStudioExchange:
         """
         labels = self.store.resolve(model).labels
         by_folded = {label.casefold(): label for label in labels}
-        client = self.clients(url)
+        client = await asyncio.to_thread(self.clients, url)
         try:
             tasks = await asyncio.to_thread(client.export, project)
         finally:
