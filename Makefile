@@ -8,12 +8,19 @@ export LABELWISE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:54
 export LABELWISE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
 # Label Studio, for the one test module that runs it (tests/integration/test_label_studio.py), pins many packages
-# that clash with ours (numpy < 2.3 among them): it gets its own virtualenv, made once and then kept.
-LABEL_STUDIO_VENV := .venv-labelstudio
+# that clash with ours (numpy < 2.3 among them): it gets its own virtualenv. A clean clone (CI) would pay its
+# install (minutes) and its first database migration (minutes) every time, so both live outside the repository,
+# in a cache keyed on the Label Studio and Python versions (LABELWISE_CACHE, default ~/.cache/labelwise): made once
+# per machine, shared by every checkout; the test copies the migrated template database per run.
+LABELWISE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/labelwise
+export LABELWISE_CACHE
+LABEL_STUDIO_PIN := $(shell cat tests/support/label-studio.pin)
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+LABEL_STUDIO_HOME := $(LABELWISE_CACHE)/$(subst ==,-,$(LABEL_STUDIO_PIN))-py$(PYTHON_VERSION)
+LABEL_STUDIO_VENV := $(LABEL_STUDIO_HOME)/venv
 LABEL_STUDIO_STAMP := $(LABEL_STUDIO_VENV)/.installed
-export LABELWISE_TEST_LABEL_STUDIO ?= $(abspath $(LABEL_STUDIO_VENV))/bin/label-studio
-
-.PHONY: install serve test lint typecheck unit bench-accuracy bench-serve container-smoke clean
+export LABELWISE_TEST_LABEL_STUDIO ?= $(LABEL_STUDIO_VENV)/bin/label-studio
+.PHONY: install serve test lint typecheck unit bench-accuracy bench-serve container-smoke clean clean-cache
 
 # Browser tests drive Debian's headless Chromium; install it when missing and we may (root with apt-get).
 /usr/bin/chromedriver:
@@ -28,10 +35,12 @@ $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	$(BIN)/python -m pip install --quiet -e '.[dev,demo,ray,labelstudio]'
 	touch $(STAMP)
 
+# Under a lock (two checkouts may run make at once); an interrupted install leaves no stamp and is redone.
 $(LABEL_STUDIO_STAMP):
-	test -x $(LABEL_STUDIO_VENV)/bin/python || $(PYTHON) -m venv $(LABEL_STUDIO_VENV)
-	$(LABEL_STUDIO_VENV)/bin/python -m pip install --quiet 'label-studio==1.23.2'
-	touch $(LABEL_STUDIO_STAMP)
+	mkdir -p $(LABEL_STUDIO_HOME)
+	flock $(LABEL_STUDIO_HOME)/install.lock sh -c 'test -f $(LABEL_STUDIO_STAMP) && exit 0; \
+		rm -rf $(LABEL_STUDIO_VENV) && $(PYTHON) -m venv $(LABEL_STUDIO_VENV) && \
+		$(LABEL_STUDIO_VENV)/bin/python -m pip install --quiet "$(LABEL_STUDIO_PIN)" && touch $(LABEL_STUDIO_STAMP)'
 
 install: $(STAMP) $(LABEL_STUDIO_STAMP)
 
@@ -64,4 +73,8 @@ bench-serve: $(STAMP)
 	$(BIN)/python bench/serve.py
 
 clean:
-	rm -rf $(VENV) $(LABEL_STUDIO_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The Label Studio virtualenv and migrated database template that every checkout on this machine shares.
+clean-cache:
+	rm -rf $(LABEL_STUDIO_HOME)

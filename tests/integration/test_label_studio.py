@@ -3,9 +3,10 @@ out as tasks with our predictions, a person's annotations (made through Label St
 a retrain uses them, and the new version is better on the texts the person corrected. Label Studio's own export
 also trains a model directly.
 
-Label Studio runs from its own virtualenv (`make install` makes `.venv-labelstudio`); without it this module is
-skipped. It is the one module that starts Label Studio: a few seconds on a migrated copy of its database (the
-first run ever migrates a template, minutes).
+Label Studio runs from its own virtualenv, which `make install` makes once per machine in ~/.cache/labelwise
+(tests/support/label_studio.py); without it this module is skipped, and fails under LABELWISE_REQUIRE_SERVICES
+(CI). It is the one module that starts Label Studio: seconds on a copy of its migrated template database (the first
+run on a machine migrates the template, minutes).
 """
 
 from __future__ import annotations
@@ -25,14 +26,12 @@ import pytest
 from tests.api.serving_fakes import Fixture, make_settings, wait_all_ready, wait_until
 from tests.conftest import encoder_cache_dir, shared_data_dir
 from tests.support import label_studio as ls
+from tests.support.services import require_service
 
 from labelwise.data.labelstudio import annotation, labeling_config
 from labelwise.services.training import ModelService, TrainRequest
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(ls.command() is None, reason="Label Studio is not installed (make install makes it)"),
-]
+pytestmark = pytest.mark.slow
 
 REVIEWED = 48  # test texts a person reviews
 
@@ -62,9 +61,11 @@ def _run_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    if ls.command() is None:
+        require_service(f"Label Studio is not installed in {ls.home()} (make install makes it)")
     trec = shared_data_dir() / "trec"
     if not trec.exists():
-        pytest.skip("the shared datasets are not available")
+        require_service("the shared datasets are not available (LABELWISE_SHARED_DATA)")
     tmp_path = tmp_path_factory.mktemp("label-studio")
     data_dir = tmp_path / "data"
     data_dir.mkdir()

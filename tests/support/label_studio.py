@@ -1,19 +1,24 @@
-"""A real Label Studio for the round-trip test: started as a subprocess from its own virtualenv (`make install`
-makes `.venv-labelstudio`; `LABELWISE_TEST_LABEL_STUDIO` names its `label-studio` command), SQLite in a temp
+"""A real Label Studio for the round-trip test: started as a subprocess from its own virtualenv, SQLite in a temp
 data directory.
 
-A fresh data directory costs Label Studio minutes of database migrations; a migrated one starts in seconds. So the
-first start migrates a template next to the virtualenv (`template-data`, kept between runs) and every test
-starts on a copy of it.
+`make install` makes the virtualenv in a cache outside the repository, keyed on the Label Studio and Python
+versions (`<LABELWISE_CACHE>/label-studio-<version>-py<python>/venv`, LABELWISE_CACHE defaulting to
+~/.cache/labelwise), so a clean clone on the same machine finds it; `LABELWISE_TEST_LABEL_STUDIO` may name another
+`label-studio` command. A fresh data directory costs Label Studio minutes of database migrations; a migrated one
+starts in seconds. So the first start ever migrates a template in the same cache (`template-data`, under a lock,
+renamed into place only when complete) and every test run starts on a copy of it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,10 +40,22 @@ class LabelStudio:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Token {self.token}"}, timeout=60)
 
 
+PIN = (Path(__file__).parent / "label-studio.pin").read_text().strip()  # what the Makefile installs
+
+
+def home() -> Path:
+    """The cache directory of this Label Studio version (the Makefile computes the same path)."""
+    root = os.environ.get("LABELWISE_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "labelwise"
+    )
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return Path(root) / f"{PIN.replace('==', '-')}-py{python}"
+
+
 def command() -> Path | None:
     """The `label-studio` command, or None when it is not installed."""
     found = os.environ.get("LABELWISE_TEST_LABEL_STUDIO")
-    path = Path(found) if found else Path(__file__).resolve().parents[2] / ".venv-labelstudio" / "bin" / "label-studio"
+    path = Path(found) if found else home() / "venv" / "bin" / "label-studio"
     return path if path.is_file() else None
 
 
@@ -88,20 +105,31 @@ def _running(binary: Path, data_dir: Path, log: Path) -> Iterator[LabelStudio]:
             process.wait()
 
 
+def _template(binary: Path, tmp_path: Path) -> Path:
+    """The migrated template data directory of this Label Studio, made (under a lock) when missing: in the cache
+    for the installed one, else in the virtualenv LABELWISE_TEST_LABEL_STUDIO names."""
+    cache = home() if binary == home() / "venv" / "bin" / "label-studio" else binary.parent.parent
+    template = cache / "template-data"
+    with (cache / "template.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run migrating it: wait, then use its template
+        if not template.is_dir():
+            # Migrated under a temporary name and renamed once complete: an interrupted run leaves no template.
+            staging = Path(tempfile.mkdtemp(prefix="template-data.partial-", dir=cache))
+            try:
+                with _running(binary, staging, tmp_path / "label-studio-template.log"):
+                    pass
+                staging.rename(template)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    return template
+
+
 @contextmanager
 def label_studio(tmp_path: Path) -> Iterator[LabelStudio]:
     """A Label Studio on a free loopback port with an empty copy of the migrated template."""
     binary = command()
     assert binary is not None
-    template = binary.parent.parent / "template-data"
-    if not template.is_dir():
-        # Migrated under another name and renamed once complete, so an interrupted first run leaves no template.
-        staging = template.with_name("template-data.partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        with _running(binary, staging, tmp_path / "label-studio-template.log"):
-            pass
-        staging.rename(template)
+    template = _template(binary, tmp_path)
     data_dir = tmp_path / "label-studio"
     shutil.copytree(template, data_dir)
     with _running(binary, data_dir, tmp_path / "label-studio.log") as server:
