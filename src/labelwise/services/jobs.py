@@ -31,6 +31,7 @@ import orjson
 from labelwise.config import Settings
 from labelwise.data import FileFormat, PredictionWriter, ReadOptions, detect_format, iter_text_batches
 from labelwise.domain import ModelVersion, TaskType
+from labelwise.engines.abstain import DEFAULT_TARGET_PRECISION
 from labelwise.engines.base import Engine
 from labelwise.errors import InsufficientBalance, InvalidRequest, LabelwiseError, NotFound
 from labelwise.registry.store import ModelStore
@@ -162,6 +163,7 @@ class JobService:
             "params": request.params,
             "seed": request.seed,
             "min_examples": request.min_examples,
+            "target_precision": request.target_precision,
             "file": kept.name,
         }
         job = _queued(job_id, "train", key_prefix, params, detect_format(upload).value, rows, 1)
@@ -266,6 +268,8 @@ class JobService:
                 params=dict(params["params"]),
                 seed=int(params["seed"]),
                 min_examples=int(params["min_examples"]),
+                # Jobs queued before the abstain rule existed get the default target.
+                target_precision=float(params.get("target_precision", DEFAULT_TARGET_PRECISION)),
                 job_id=chunk.job_id,
             )
             record, _report = self.models.train(request)

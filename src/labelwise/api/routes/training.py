@@ -20,6 +20,7 @@ from labelwise.api.routes.jobs import IDEMPOTENCY_RESPONSES, IdempotencyKey, cre
 from labelwise.api.schemas.errors import error_responses
 from labelwise.api.schemas.jobs import JobPublic
 from labelwise.data import ConflictRule, ReadOptions
+from labelwise.engines.abstain import DEFAULT_TARGET_PRECISION
 from labelwise.errors import InvalidRequest
 from labelwise.services.keys import Scope
 from labelwise.services.training import TrainRequest
@@ -59,6 +60,14 @@ async def train_model(
         ),
     ] = "majority",
     params: Annotated[str, Form(max_length=10_000, description="engine hyperparameters as a JSON object")] = "{}",
+    target_precision: Annotated[
+        float,
+        Form(
+            gt=0.0,
+            lt=1.0,
+            description="precision the decisions kept by the version's abstain rule should reach on validation",
+        ),
+    ] = DEFAULT_TARGET_PRECISION,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     """Queue training; 202 with the job. When it succeeds its `result` names the new version and its metrics."""
@@ -71,6 +80,7 @@ async def train_model(
         params=_params(params),
         seed=jobs.config.seed,
         min_examples=jobs.config.min_examples,
+        target_precision=target_precision,
     )
     fields = {
         "kind": "train",
@@ -81,6 +91,7 @@ async def train_model(
         "label_col": label_col,
         "on_conflict": on_conflict,
         "params": request.params,
+        "target_precision": target_precision,
     }
 
     async def create() -> JobPublic:
