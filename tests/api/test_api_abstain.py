@@ -77,3 +77,47 @@ async def test_vllm_and_categories_shapes_carry_the_flag(careful: Running, auth:
     found = TextClassificationResponse.model_validate(r.json())
     assert found.metadata.abstained is True
     assert sum(found.data.values()) == pytest.approx(1.0)
+
+
+async def test_binary_categories_decide_nothing_when_the_model_abstains(careful: Running, auth: dict[str, str]) -> None:
+    categories = [{"key": k} for k in ("card", "password", "topup")]
+    answers = {}
+    for text in (SURE, UNSURE):
+        payload = {"text": text, "type": "binary", "threshold": 0.3, "categories": categories, "model": "intents"}
+        r = await careful.client.post("/text/classification", json=payload, headers=auth)
+        assert r.status_code == 200, r.text
+        answers[text] = TextClassificationResponse.model_validate(r.json())
+    assert answers[SURE].data == {"card": 1.0, "password": 0.0, "topup": 0.0}
+    assert answers[SURE].metadata.abstained is False
+    # A third each clears the 0.3 cut, but the model abstained: a binary answer is a decision, so every one is 0.
+    assert answers[UNSURE].data == {"card": 0.0, "password": 0.0, "topup": 0.0}
+    assert answers[UNSURE].metadata.abstained is True
+
+
+async def test_the_labels_shape_is_zero_shot_and_never_abstains(careful: Running, auth: dict[str, str]) -> None:
+    r = await careful.client.post(
+        "/classification", json={"text": UNSURE, "labels": ["card", "password"]}, headers=auth
+    )
+    assert r.status_code == 200, r.text
+    assert set(r.json()) == {"labels", "scores"}  # its documented fields only
+    assert sorted(r.json()["labels"]) == ["card", "password"]
+
+
+async def test_zero_shot_abstains_only_when_the_request_says(careful: Running, auth: dict[str, str]) -> None:
+    base = {"text": UNSURE, "labels": ["card", "password", "topup"]}
+    r = await careful.client.post("/v1/classify", json=base, headers=auth)
+    assert ClassifyResponse.model_validate(r.json()).abstained is False
+    r = await careful.client.post("/v1/classify", json={**base, "min_confidence": 0.99}, headers=auth)
+    body = ClassifyResponse.model_validate(r.json())
+    assert (body.abstained, body.predicted, len(body.labels)) == (True, [], 3)
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "NaN", "abc"])
+async def test_bad_overrides_never_reach_the_engine(careful: Running, auth: dict[str, str], value: str) -> None:
+    # Raw JSON: Python's parser would accept NaN, which no comparison catches.
+    body = '{"text": "my card is late", "min_margin": ' + (f'"{value}"' if value == "abc" else value) + "}"
+    r = await careful.client.post("/v1/classify", content=body, headers={**auth, "content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "min_margin"
+    assert "min_margin" in error["message"]

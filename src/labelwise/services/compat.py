@@ -82,6 +82,7 @@ class CompatService:
         """Each category's score for `text`: zero-shot, or a trained `model` whose labels are the keys.
 
         `threshold` drops categories scoring under it; for `binary` it is the cut for 1 instead (default 0.5).
+        A trained model's abstain rule leaves the scores as they are, except `binary`, where it makes every one 0.
         """
         if len(text) > CATEGORY_TEXT_CHARS:
             raise InputTooLong(
@@ -102,7 +103,9 @@ class CompatService:
             result = await self._trained(text, list(checked), model, payer)
         found = {s.label: s.score for s in result.predictions[0].labels}
         if kind == "binary":
-            scores = {key: float(found[key] >= cut) if model else found[key] for key in checked}
+            # A binary answer is a decision per category: when the model abstains it decides none of them.
+            abstained = result.predictions[0].abstained
+            scores = {key: float(found[key] >= cut and not abstained) if model else found[key] for key in checked}
         else:
             scores = {key: found[key] for key in checked if threshold is None or found[key] >= threshold}
         engine = result.model.engine

@@ -39,7 +39,8 @@ async def classify_categories(
     as `Authorization: Bearer KEY`. `exclusive` scores sum to 1, `confidence` scores are independent, `binary`
     ones are 0 or 1. Categories under `threshold` are left out. With `model`, a trained model whose labels are
     the category keys answers instead of zero-shot. `metadata.cost` is in credits; `metadata.abstained` is true
-    when that model's abstain rule found its best category not sure enough (the scores are the same).
+    when that model's abstain rule found its best category not sure enough: the scores stay, except `binary`,
+    whose answers are decisions and are then all 0.
 
     Example: `{"text": "My card has not arrived", "type": "exclusive", "categories": [{"key": "card",
     "description": "cards and delivery"}, {"key": "payments", "description": "transfers"}]}` ->

@@ -21,6 +21,8 @@ async def classify_labels(
 ) -> LabelsClassificationResponse:
     """Zero-shot classification of one text against label names, best first; send the key as
     `Authorization: Token KEY`. `multi_class: true` scores each label independently (else scores sum to 1).
+    Zero-shot has no validation data to tune an abstain rule on, so this surface never abstains and its shape has
+    no such field; `/v1/classify` with `labels` and `min_confidence`/`min_margin` abstains on request.
 
     Example: `{"text": "The match went to extra time", "labels": ["sport", "politics"]}` ->
     `{"labels": ["sport", "politics"], "scores": [0.9, 0.1]}`.

@@ -185,7 +185,7 @@ class TextClassificationMetadata(BaseModel):
     abstained: bool = Field(
         default=False,
         description="With a trained `model`: its abstain rule found the best category not sure enough to act on "
-        "(the scores are unchanged). Always false for zero-shot.",
+        "(the scores are unchanged, except `binary`: every category 0). Always false for zero-shot.",
     )
 
 
