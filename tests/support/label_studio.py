@@ -77,11 +77,19 @@ def _running(binary: Path, data_dir: Path, log: Path) -> Iterator[LabelStudio]:
         "LABEL_STUDIO_USER_TOKEN": TOKEN,
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        # Nothing leaves the machine: Label Studio reports errors to Sentry, collects analytics and asks PyPI for
+        # its latest version unless told not to.
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+        "COLLECT_ANALYTICS": "false",
+        "LATEST_VERSION_CHECK": "false",
     }
-    args = [str(binary), "start", "--no-browser", "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    # Bound to loopback only (`--internal-host`; Label Studio's default is every interface): its test password and
+    # token are in this file.
+    args = [str(binary), "start", "--no-browser", "--internal-host", "127.0.0.1", "--host", url, "--port", str(port)]
     with log.open("a") as out:
         process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=data_dir.parent)
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
