@@ -5,12 +5,13 @@ Label Studio answers the same calls in tests/integration/test_label_studio.py.)"
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from labelwise.errors import InvalidRequest, UpstreamUnavailable
+from labelwise.errors import ConfigError, InvalidRequest, UpstreamUnavailable
 from labelwise.services.labelstudio import LabelStudioClient
 
 TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
@@ -99,3 +100,9 @@ def test_an_export_that_is_not_a_list_of_tasks_is_refused() -> None:
 def test_a_url_that_is_not_http_is_refused_by_name() -> None:
     with pytest.raises(InvalidRequest, match="label_studio: 'ftp://studio' is not an http"):
         LabelStudioClient("ftp://studio", TOKEN)
+
+
+def test_without_the_sdk_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "label_studio_sdk.client", None)  # what an environment without it imports
+    with pytest.raises(ConfigError, match=r"pip install 'labelwise\[labelstudio\]'"):
+        LabelStudioClient(URL, TOKEN)
