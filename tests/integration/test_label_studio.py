@@ -111,11 +111,18 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
 
 def _accuracy(setup: Setup, ref: str) -> float:
     texts = list(setup.gold)
-    with httpx.Client(base_url=setup.base, timeout=60) as client:
-        r = client.post("/v1/batch", json={"texts": texts, "model": ref, "min_confidence": 0, "min_margin": 0},
-                        headers={"x-api-key": setup.admin})  # fmt: skip
-    assert r.status_code == 200, r.text
-    results = r.json()["results"]
+    body = {"texts": texts, "model": ref, "min_confidence": 0, "min_margin": 0}
+    answers: list[httpx.Response] = []
+
+    def served() -> bool:
+        # A version published a moment ago reaches each server worker at its next model poll (2 s): until then
+        # that worker answers model_not_found. A fresh connection per try, so a slow worker does not hold it.
+        with httpx.Client(base_url=setup.base, timeout=60) as client:
+            answers.append(client.post("/v1/batch", json=body, headers={"x-api-key": setup.admin}))
+        return answers[-1].status_code == 200
+
+    wait_until(served, timeout=60, interval=0.5)
+    results = answers[-1].json()["results"]
     return sum(res["predicted"] == [setup.gold[t]] for t, res in zip(texts, results, strict=True)) / len(texts)
 
 
@@ -138,6 +145,13 @@ def test_review_round_trip_makes_the_next_version_better(setup: Setup) -> None:
         assert sent.status_code == 200, sent.text
         assert sent.json()["sent"] == REVIEWED
         assert sent.json()["abstained"] == sum(abstained)
+        # A second export (a second click) adds nothing: every text is already in the project.
+        again = client.post(
+            "/v1/review/label-studio/export",
+            json={"model": "questions", "project": setup.project, "limit": 500},
+            headers=admin,
+        )
+        assert again.json() == {"project": setup.project, "sent": 0, "abstained": 0, "already_there": REVIEWED}
 
     with setup.studio.client() as studio:
         tasks = studio.get("/api/tasks", params={"project": setup.project, "page_size": 500}).json()["tasks"]

@@ -40,7 +40,9 @@ def export(
         print_json(asdict(result))
         return
     console.print(
-        f"sent {result.sent} tasks ({result.abstained} abstained) to project {result.project}", highlight=False
+        f"sent {result.sent} tasks ({result.abstained} abstained) to project {result.project}; "
+        f"{result.already_there} already there",
+        highlight=False,
     )
 
 

@@ -101,6 +101,15 @@ class LabelStudioClient:
             raise UpstreamUnavailable("label_studio: the export is not a JSON list of tasks", param="label_studio")
         return tasks
 
+    def sent_before(self, project: int) -> set[tuple[str, int]]:
+        """(request id, index) of the predictions Labelwise has already sent to the project as tasks."""
+        found: set[tuple[str, int]] = set()
+        for task in self.export(project):
+            data = task.get("data") if isinstance(task, dict) else None
+            if isinstance(data, dict) and isinstance(data.get("labelwise_request_id"), str):
+                found.add((data["labelwise_request_id"], int(data.get("labelwise_index") or 0)))
+        return found
+
     @contextmanager
     def _mapped(self, call: str, *, project: int | None = None) -> Iterator[None]:
         """The SDK's and httpx's errors as ours, naming the URL, the call and the status, never the token."""
@@ -134,6 +143,7 @@ class ExportResult:
     project: int
     sent: int
     abstained: int
+    already_there: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +183,8 @@ class LabelStudioExchange:
         self.clients = clients
 
     async def export(self, model: str, project: int, *, limit: int = 100, url: str | None = None) -> ExportResult:
-        """Send up to `limit` texts of `model`'s review queue to `project`, abstained ones first."""
+        """Send up to `limit` texts of `model`'s review queue to `project`, abstained ones first; texts the project
+        already has from an earlier export are not sent again (`already_there` counts them)."""
         if not 1 <= limit <= MAX_EXPORT:
             raise InvalidRequest(f"limit: {limit}, must be 1 to {MAX_EXPORT}", param="limit")
         self.store.resolve(model)  # an unknown model is named before Label Studio is called
@@ -181,13 +192,16 @@ class LabelStudioExchange:
         try:
             await asyncio.to_thread(client.project, project)
             queue = await self.feedback.review(model, limit=limit)
-            if queue:
-                await asyncio.to_thread(client.import_tasks, project, [task_of(row) for row in queue])
+            # Sent once only: exporting again (a second click, a daily job) adds only what the project lacks.
+            there = await asyncio.to_thread(client.sent_before, project) if queue else set()
+            fresh = [row for row in queue if (row.request_id, row.item) not in there]
+            if fresh:
+                await asyncio.to_thread(client.import_tasks, project, [task_of(row) for row in fresh])
         finally:
             client.close()
-        abstained = sum(1 for row in queue if not row.predicted)
-        logger.info("review exported to label studio", extra={"model": model, "tasks": len(queue)})
-        return ExportResult(project, len(queue), abstained)
+        abstained = sum(1 for row in fresh if not row.predicted)
+        logger.info("review exported to label studio", extra={"model": model, "tasks": len(fresh)})
+        return ExportResult(project, len(fresh), abstained, len(queue) - len(fresh))
 
     async def import_annotations(self, model: str, project: int, *, url: str | None = None) -> ImportResult:
         """Store every finished annotation of `project` as feedback for `model`, mapped to its labels.

@@ -19,6 +19,7 @@ class LabelStudioExported(BaseModel):
     project: int
     sent: int = Field(description="Tasks created in the project.")
     abstained: int = Field(description="Of them, predictions the model abstained on.")
+    already_there: int = Field(description="Texts of the queue the project already had from an earlier export.")
 
 
 class LabelStudioImport(BaseModel):

@@ -51,7 +51,8 @@ function labelStudioForm(select, signal) {
     try {
       const sent = await api.post('/v1/review/label-studio/export', { model: select.value, project }, { signal });
       fill(status, message('success', `Sent ${sent.sent} task${sent.sent === 1 ? '' : 's'} `
-        + `(${sent.abstained} abstained) to Label Studio project ${sent.project}.`));
+        + `(${sent.abstained} abstained) to Label Studio project ${sent.project}`
+        + (sent.already_there ? `; ${sent.already_there} already there.` : '.')));
     } catch (exc) {
       if (signal.aborted) return;
       if (!(exc instanceof ApiError)) throw exc;
