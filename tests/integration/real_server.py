@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,10 +38,12 @@ class RunningServer:
 
 
 @contextmanager
-def labelwise_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> Iterator[RunningServer]:
+def labelwise_serve(
+    env: Mapping[str, str], *, ready_timeout: float = 90.0, root_path: str = ""
+) -> Iterator[RunningServer]:
     """`labelwise serve` with `env` (LABELWISE_* of the caller's environment and PROMETHEUS_MULTIPROC_DIR removed
-    first) until every worker is ready; SIGINT at exit, and the exit must be clean. Its log is the process's
-    stderr, read at exit (`server.process` holds it)."""
+    first) until every worker is ready (under `root_path` when it serves under a prefix); SIGINT at exit, and the
+    exit must be clean. Its log is the process's stderr, read while it runs and kept in `server.log` at exit."""
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc to see which worker answered")
     command = Path(sys.executable).with_name("labelwise")
@@ -48,14 +51,20 @@ def labelwise_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> I
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LABELWISE_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     full = clean | {"LABELWISE_PORT": str(port)} | dict(env)
     process = subprocess.Popen([str(command), "serve"], env=full, stderr=subprocess.PIPE, text=True)
+    # Read stderr while the server runs: a worker whose log fills the pipe's 64 KiB blocks in its next write, and
+    # with an access line per request that took a few hundred requests (the outage test hung on it, at random).
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
+    reader.start()
     server = RunningServer(process, port)
     try:
-        wait_all_ready(server.base, timeout=ready_timeout)
+        wait_all_ready(server.base + root_path, timeout=ready_timeout)
         yield server
     finally:
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-        server.log = stderr
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+        stderr = server.log = "".join(lines)
     assert process.returncode == 0, stderr[-3000:]
     tracebacks = [line[:400] for line in stderr.splitlines() if "Traceback" in line]
     assert not tracebacks, tracebacks
