@@ -3,8 +3,11 @@ and a target outside (0, 1) is refused by name before a job exists."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,10 +38,24 @@ async def test_the_target_precision_tunes_the_versions_rule(app: Running, fx: Fi
     assert response.status_code == 202, response.text
     job = await finished(app, response.json()["id"], headers)
     assert job.state == "succeeded", job.error
-    detail = (await app.client.get("/v1/models/questions", headers=headers)).json()
+    detail = await _published(app, "questions", headers)
     rule = detail["versions"][0]["metrics"]["abstain"]
     assert rule["target_precision"] == 0.9
     assert 0.0 <= rule["min_confidence"] <= 1.0
+
+
+async def _published(app: Running, name: str, headers: dict[str, str], timeout: float = 30.0) -> dict[str, Any]:
+    """The model's details once the server has seen the version the job published (its model poll runs every
+    few seconds, so right after the job it may not know the model yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await app.client.get(f"/v1/models/{name}", headers=headers)
+        if found.status_code == 200:
+            detail: dict[str, Any] = found.json()
+            return detail
+        assert found.status_code == 404, found.text
+        assert time.monotonic() < deadline, f"{name} not served {timeout} s after its job succeeded"
+        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.2", "nan", "high"])
