@@ -30,6 +30,14 @@ class ConfigError(LabelwiseError):
     http_status = 500
 
 
+class FeatureUnavailable(ConfigError):
+    """A feature this installation lacks (an optional extra not installed): the message names what to install.
+    501, not 500: nothing failed, and retrying will not help until the server is set up for it."""
+
+    code = "feature_unavailable"
+    http_status = 501
+
+
 class InvalidRequest(LabelwiseError):
     code = "invalid_request"
     http_status = 400

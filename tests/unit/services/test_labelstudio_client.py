@@ -11,7 +11,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from labelwise.errors import ConfigError, InvalidRequest, UpstreamUnavailable
+from labelwise.errors import FeatureUnavailable, InvalidRequest, UpstreamUnavailable
 from labelwise.services.labelstudio import LabelStudioClient
 
 TOKEN = "fedcba9876543210fedcba9876543210fedcba98"
@@ -104,5 +104,6 @@ def test_a_url_that_is_not_http_is_refused_by_name() -> None:
 
 def test_without_the_sdk_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "label_studio_sdk.client", None)  # what an environment without it imports
-    with pytest.raises(ConfigError, match=r"pip install 'labelwise\[labelstudio\]'"):
+    with pytest.raises(FeatureUnavailable, match=r"pip install 'labelwise\[labelstudio\]'") as raised:
         LabelStudioClient(URL, TOKEN)
+    assert raised.value.http_status == 501  # not a server failure: this installation lacks the extra
