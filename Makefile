@@ -20,7 +20,7 @@ export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
 $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,train-transformer]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -116,6 +116,15 @@ def train(
     ] = None,
     min_examples: Annotated[int, typer.Option("--min-examples", min=1, help="Fewest rows a label may have.")] = 2,
     on_conflict: OnConflict = "error",
+    base_model: Annotated[
+        Path | None,
+        typer.Option("--base-model", help="transformer: a local Hugging Face encoder directory to fine-tune."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="transformer: training epochs.")] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option("--time-budget", min=1, help="transformer: seconds of training; keeps the best checkpoint."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model on labeled data, evaluate it and publish it as a new version; its report compares it with the
@@ -126,6 +135,10 @@ def train(
     if data is None:
         fail("DATA is required unless --with-feedback is given", code=2)
     assert data is not None
+    tuning = {"base_model": base_model, "epochs": epochs, "time_budget": time_budget}
+    params = {key: str(value) if isinstance(value, Path) else value for key, value in tuning.items() if value}
+    if params and engine != "transformer":
+        fail(f"--{next(iter(params)).replace('_', '-')} applies to --engine transformer only", code=2)
     request = TrainRequest(
         name=name,
         train=data,
@@ -136,6 +149,7 @@ def train(
         options=read_options(text_col, label_col, label_sep, multi_label, on_conflict),
         seed=context.settings.seed,
         min_examples=min_examples,
+        params=params,
     )
     with step_progress(enabled=not as_json) as progress:
         record, report = context.models.train(request, progress=progress)

@@ -261,16 +261,24 @@ def int8_from_weights(
     recipe, and so the same batch independence, as the shipped one. `ValueError` when the layout is not BERT's."""
     import onnx
 
-    params = {name.removeprefix("bert.").removeprefix("model."): np.asarray(v, np.float32) for name, v in weights.items()}
+    params = {
+        name.removeprefix("bert.").removeprefix("model."): np.asarray(v, np.float32) for name, v in weights.items()
+    }
     for name in list(params):
         if name.endswith(".weight") and params[name].ndim == 2 and not name.startswith("embeddings."):
             params[name] = np.ascontiguousarray(params[name].T)  # ONNX MatMul takes (in, out)
-    expected = ("embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "encoder.layer.0.output.dense.weight")
+    expected = (
+        "embeddings.word_embeddings.weight",
+        "embeddings.position_embeddings.weight",
+        "encoder.layer.0.output.dense.weight",
+    )
     missing = [name for name in expected if name not in params]
     if missing:
         raise ValueError(f"not a BERT-layout encoder: {', '.join(missing)} not found")
     if "embeddings.token_type_embeddings.weight" not in params:
-        params["embeddings.token_type_embeddings.weight"] = np.zeros_like(params["embeddings.position_embeddings.weight"][:1])
+        params["embeddings.token_type_embeddings.weight"] = np.zeros_like(
+            params["embeddings.position_embeddings.weight"][:1]
+        )
     model = _Int8Encoder(params, heads=heads, epsilon=epsilon).build()
     onnx.checker.check_model(model)
     onnx.save(model, str(destination))

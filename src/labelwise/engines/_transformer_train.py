@@ -226,12 +226,11 @@ class _Run:
         data_fingerprint: str,
     ) -> dict[str, Any]:
         torch, config = self.torch, self.config
-        rng = random.Random(config.seed)
         loss = self.loss_function(y)
         steps_per_epoch = math.ceil(len(ids) / config.batch_size)
         total = steps_per_epoch * config.epochs
         optimizer, scheduler = self.optimizer(total)
-        state = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "history": []}
+        state: dict[str, Any] = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad": 0, "history": []}
         best: dict[str, Any] | None = None
         checkpoint = Path(config.checkpoint_dir) / CHECKPOINT if config.checkpoint_dir else None
         resumed = False
@@ -375,7 +374,8 @@ def torch_logits(tuned: Tuned, base_dir: str, texts: Sequence[str], max_tokens: 
     body.load_state_dict({k: torch.from_numpy(v) for k, v in tuned.weights.items()})
     body.eval()
     run = _Run(torch, body, None, TrainConfig(base_dir=base_dir), lambda s, f: None)
-    assert tuned.head_weight is not None and tuned.head_bias is not None
+    if tuned.head_weight is None or tuned.head_bias is None:
+        raise ValueError("parity needs the fine-tuned head")
     out = []
     ids = [e.ids for e in tokenizer.encode_batch(list(texts))]
     with torch.no_grad():

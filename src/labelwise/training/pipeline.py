@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from labelwise.data import Dataset
@@ -55,10 +56,14 @@ def fit_and_evaluate(
     *,
     progress: ProgressCallback | None = None,
     encoder: TextEncoder | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> TrainResult:
     """Train `engine_name` on the dataset's train split and evaluate on its validation and test splits
-    (`encoder`: the sentence encoder, for engines that need one)."""
+    (`encoder`: the sentence encoder, for engines that need one; `checkpoint_dir`: where a resumable engine
+    keeps its checkpoints, so that a fit started again after a crash continues)."""
     engine = create_engine(engine_name, encoder=encoder, **(params or {}))
+    if checkpoint_dir is not None and engine.resumable:
+        engine.checkpoint_dir = checkpoint_dir
     started = time.perf_counter()
     engine.fit(
         dataset.train,
