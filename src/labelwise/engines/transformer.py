@@ -84,6 +84,7 @@ class TransformerEngine(HeadEngine):
     _runtime: Encoder
     _head: Head
     _pooler: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None
+    _tuned_weights: dict[str, NDArray[np.float32]] | None = None
 
     def __init__(
         self,
@@ -157,6 +158,8 @@ class TransformerEngine(HeadEngine):
             checkpoint_dir=None if self.checkpoint_dir is None else str(self.checkpoint_dir),
         )
         tuned = fine_tune(train.texts, targets.y_train, targets.val_texts, targets.y_val, config, step)
+        # Kept in memory only (never saved): what bench/accuracy_transformer.py checks test-set parity against.
+        self._tuned_weights = tuned.weights
         step("exporting int8 ONNX", 0.82)
         self._workdir = tempfile.TemporaryDirectory(prefix="labelwise-transformer-")
         work = Path(self._workdir.name)

@@ -181,9 +181,8 @@ def test_models_import_stores_a_version_with_a_report(
     directory, names, _ = hf_classifier
     validation = tmp_path / "dev.jsonl"
     data = single_label_data(45, 14)
-    validation.write_text(
-        "".join(json.dumps({"text": t, "label": l[0]}) + "\n" for t, l in zip(data.texts, data.labels, strict=True))
-    )
+    rows = zip(data.texts, data.labels, strict=True)
+    validation.write_text("".join(json.dumps({"text": text, "label": gold[0]}) + "\n" for text, gold in rows))
     code, out, err = _run(
         tmp_path, monkeypatch, capsys, "models", "import", str(directory), "--name", "hf", "--validation",
         str(validation), "--json",
@@ -234,3 +233,64 @@ def test_bad_directories_get_one_clear_error_line(
     assert code == 1
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+# A training job's worker killed mid-run ----------------------------------------------------------------------------
+
+
+def test_a_killed_training_worker_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    """Real `labelwise worker` processes: the first is killed with SIGKILL once an epoch's checkpoint exists;
+    the next one takes the job over when the lease expires and continues from that checkpoint."""
+    import csv
+    import os
+    import signal
+
+    from tests.integration.test_jobs_crash import run_worker, wait_until
+
+    from labelwise.bootstrap import Container
+    from labelwise.config import Settings
+    from labelwise.data import ReadOptions
+    from labelwise.services.training import TrainRequest
+
+    database_url = f"sqlite:///{tmp_path / 'labelwise.db'}"
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    container = Container(settings, open_migrates=True)
+    data = single_label_data(90, 21)
+    upload = tmp_path / "train.csv"
+    with upload.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows((text, gold[0]) for text, gold in zip(data.texts, data.labels, strict=True))
+    params = {"base_model": str(tiny_base_model()), "epochs": 3, "learning_rate": 5e-4, "batch_size": 16}
+    request = TrainRequest(name="resumed", train=upload, engine="transformer", options=ReadOptions(), params=params)
+    job = container.jobs.submit_train("lwtest01", upload, request)
+    checkpoint = container.jobs.job_dir(job.id) / "checkpoint" / "checkpoint.pt"
+    env = {
+        **os.environ,
+        "LABELWISE_DATA_DIR": str(settings.data_dir),
+        "LABELWISE_DATABASE_URL": database_url,
+        "LABELWISE_JOB_LEASE_SECONDS": "1.0",
+    }
+
+    def state() -> str:
+        row = container.jobs.repo.get(job.id)
+        return "missing" if row is None else row.state
+
+    first = run_worker(env)
+    try:
+        wait_until(checkpoint.is_file, 240, "a first checkpoint")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(60)
+    second = run_worker(env)
+    try:
+        wait_until(lambda: state() not in ("queued", "running"), 300, "the job to end")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(60)
+    finished = container.jobs.repo.get(job.id)
+    assert finished is not None
+    assert finished.state == "succeeded", finished
+    record = container.store.resolve("resumed")
+    assert record.params["training"]["resumed"] is True
+    container.db.dispose()
