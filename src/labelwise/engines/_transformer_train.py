@@ -134,6 +134,10 @@ class _Run:
     def __init__(self, torch: Any, body: Any, head: Any, config: TrainConfig, step: Step) -> None:
         self.torch, self.body, self.head, self.config, self.step = torch, body, head, config, step
         self.started = time.monotonic()
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when one is present
+        self.body.to(self.device)
+        if self.head is not None:
+            self.head.to(self.device)
 
     def out_of_time(self) -> bool:
         budget = self.config.time_budget
@@ -146,7 +150,7 @@ class _Run:
         for row, x in enumerate(ids):
             input_ids[row, : len(x)] = self.torch.tensor(x)
             mask[row, : len(x)] = 1
-        return input_ids, mask
+        return input_ids.to(self.device), mask.to(self.device)
 
     def embed(self, ids: Sequence[Sequence[int]]) -> Any:
         """Normalized mean-pooled vectors, as the serving encoder computes them."""
@@ -176,9 +180,9 @@ class _Run:
         if self.config.multi_label:
             negatives = len(y) - counts
             pos_weight = np.clip(negatives / np.maximum(counts, 1.0), 1.0, 20.0)
-            return torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
+            return torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32).to(self.device))
         weight = len(y) / (len(counts) * np.maximum(counts, 1.0))
-        return torch.nn.CrossEntropyLoss(weight=torch.tensor(weight, dtype=torch.float32))
+        return torch.nn.CrossEntropyLoss(weight=torch.tensor(weight, dtype=torch.float32).to(self.device))
 
     def optimizer(self, total_steps: int) -> tuple[Any, Any]:
         torch = self.torch
@@ -214,8 +218,8 @@ class _Run:
 
     def target(self, y: NDArray[np.bool_]) -> Any:
         if self.config.multi_label:
-            return self.torch.tensor(y, dtype=self.torch.float32)
-        return self.torch.tensor(np.argmax(y, axis=1), dtype=self.torch.long)
+            return self.torch.tensor(y, dtype=self.torch.float32).to(self.device)
+        return self.torch.tensor(np.argmax(y, axis=1), dtype=self.torch.long).to(self.device)
 
     def supervised(
         self,
@@ -235,7 +239,7 @@ class _Run:
         checkpoint = Path(config.checkpoint_dir) / CHECKPOINT if config.checkpoint_dir else None
         resumed = False
         if checkpoint is not None and checkpoint.is_file():
-            saved = torch.load(checkpoint, weights_only=True)
+            saved = torch.load(checkpoint, weights_only=True, map_location=self.device)
             if saved.get("fingerprint") == data_fingerprint:
                 self.body.load_state_dict(saved["body"])
                 self.head.load_state_dict(saved["head"])
@@ -337,7 +341,7 @@ class _Run:
             chunk = pairs[start : start + size]
             left = self.embed([ids[a] for a, _, _ in chunk])
             right = self.embed([ids[b] for _, b, _ in chunk])
-            target = torch.tensor([t for _, _, t in chunk], dtype=torch.float32)
+            target = torch.tensor([t for _, _, t in chunk], dtype=torch.float32).to(self.device)
             value = torch.nn.functional.mse_loss((left * right).sum(1), target)
             optimizer.zero_grad()
             value.backward()
@@ -380,6 +384,6 @@ def torch_logits(tuned: Tuned, base_dir: str, texts: Sequence[str], max_tokens: 
     ids = [e.ids for e in tokenizer.encode_batch(list(texts))]
     with torch.no_grad():
         for start in range(0, len(ids), 64):
-            vectors = run.embed(ids[start : start + 64]).numpy()
+            vectors = run.embed(ids[start : start + 64]).cpu().numpy()
             out.append(vectors @ tuned.head_weight + tuned.head_bias)
     return np.vstack(out).astype(np.float64) if out else np.zeros((0, tuned.head_weight.shape[1]))

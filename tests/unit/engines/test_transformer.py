@@ -107,14 +107,14 @@ def test_a_time_budget_stops_at_the_best_checkpoint() -> None:
 def test_a_run_started_again_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     first = small(epochs=2)
     first.checkpoint_dir = tmp_path
-    first.fit(single_label_data(45, 1), single_label_data(30, 2))
+    first.fit(single_label_data(60, 1), single_label_data(30, 2))
     assert (tmp_path / "checkpoint.pt").is_file()
     again = small(epochs=3)  # one more epoch: a different setting, so the checkpoint does not apply
     again.checkpoint_dir = tmp_path
-    assert again.fit(single_label_data(45, 1), single_label_data(30, 2)).get_params()["training"]["resumed"] is False
+    assert again.fit(single_label_data(60, 1), single_label_data(30, 2)).get_params()["training"]["resumed"] is False
     same = small(epochs=3)
     same.checkpoint_dir = tmp_path
-    training = same.fit(single_label_data(45, 1), single_label_data(30, 2)).get_params()["training"]
+    training = same.fit(single_label_data(60, 1), single_label_data(30, 2)).get_params()["training"]
     assert training["resumed"] is True
     assert training["epochs_run"] == 3
     assert [h["epoch"] for h in training["history"]] == [1, 2, 3]
@@ -294,3 +294,15 @@ def test_a_killed_training_worker_resumes_from_its_checkpoint(tmp_path: Path) ->
     record = container.store.resolve("resumed")
     assert record.params["training"]["resumed"] is True
     container.db.dispose()
+
+
+def test_transformer_options_are_refused_for_other_engines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "train.jsonl"
+    rows = single_label_data(30, 1)
+    pairs = zip(rows.texts, rows.labels, strict=True)
+    data.write_text("".join(json.dumps({"text": text, "label": gold[0]}) + "\n" for text, gold in pairs))
+    code, _, err = _run(tmp_path, monkeypatch, capsys, "train", str(data), "--name", "x", "--time-budget", "60")
+    assert code == 2
+    assert "--time-budget applies to --engine transformer only" in err
