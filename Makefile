@@ -8,7 +8,7 @@ export LABELWISE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:54
 export LABELWISE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install serve test lint typecheck unit bench-accuracy bench-serve clean
+.PHONY: install serve test lint typecheck unit bench-accuracy bench-serve container-smoke clean
 
 # Browser tests drive Debian's headless Chromium; install it when missing and we may (root with apt-get).
 /usr/bin/chromedriver:
@@ -20,7 +20,7 @@ export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
 $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,train-transformer]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,ray,train-transformer]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/hadolint Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -41,6 +42,10 @@ unit: $(STAMP) /usr/bin/chromedriver
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Builds the image with podman on a debootstrapped Debian base and runs it as compose.yaml does (minutes; root).
+container-smoke: $(STAMP)
+	$(BIN)/python -m tests.containers.container_smoke
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python bench/accuracy.py

@@ -180,7 +180,8 @@ class Container:
 
     @cached_property
     def encoder_batcher(self) -> EncoderBatcher:
-        return EncoderBatcher(self.encoder, max_queue_texts=self.settings.encoder_queue_texts)
+        settings = self.settings
+        return EncoderBatcher(self.encoder, max_queue_texts=settings.encoder_queue_texts, nice=settings.encoder_nice)
 
     @cached_property
     def embeddings(self) -> EmbeddingService:

@@ -113,3 +113,11 @@ class IdempotencyKeyReused(LabelwiseError):
 
     code = "idempotency_key_reused"
     http_status = 422
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached (stopped, restarting, network away): nothing is wrong with the request, and
+    the same request will work once it is back."""
+
+    code = "storage_unavailable"
+    http_status = 503

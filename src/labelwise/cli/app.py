@@ -15,6 +15,7 @@ from labelwise.cli import (
     client_cmd,
     jobs_cmd,
     keys_cmd,
+    migrate_cmd,
     models_cmd,
     monitor_cmd,
     serve_cmd,
@@ -25,7 +26,7 @@ from labelwise.cli.output import console, fail, print_json, print_table
 from labelwise.cli.progress import row_progress, step_progress
 from labelwise.client import LabelwiseAPIError
 from labelwise.config import Settings
-from labelwise.data import ReadOptions
+from labelwise.data import CONFLICT_RULES, ReadOptions
 from labelwise.domain import ModelVersion
 from labelwise.errors import LabelwiseError
 from labelwise.logs import configure_logging
@@ -47,6 +48,7 @@ app.command("drift")(monitor_cmd.drift)
 models_cmd.app.command("promote")(monitor_cmd.promote)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("worker")(worker_cmd.worker)
+app.command("migrate")(migrate_cmd.migrate)
 app.command("classify")(client_cmd.classify)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -59,23 +61,20 @@ OnConflict = Annotated[
     str,
     typer.Option(
         "--on-conflict",
-        help="Same text with different labels: 'error' (stop and list them) or 'drop' (drop those rows).",
+        help="Same text with different labels (label sets, for multi-label): 'majority' keeps its most frequent "
+        "labels and drops it on a tie, 'drop' drops it, 'error' stops and lists them.",
     ),
 ]
 
 
 def read_options(
-    text_col: str, label_col: str | None, label_sep: str | None, multi: bool | None, on_conflict: str = "error"
+    text_col: str, label_col: str | None, label_sep: str | None, multi: bool | None, on_conflict: str = "majority"
 ) -> ReadOptions:
-    if on_conflict not in ("error", "drop"):
-        fail(f"--on-conflict: {on_conflict!r}; choose error or drop", code=2)
-    return ReadOptions(
-        text_col=text_col,
-        label_col=label_col,
-        label_sep=label_sep,
-        multi_label=multi,
-        conflicts="drop" if on_conflict == "drop" else "error",
-    )
+    rule = next((rule for rule in CONFLICT_RULES if rule == on_conflict), None)
+    if rule is None:
+        fail(f"--on-conflict: {on_conflict!r}; choose {', '.join(CONFLICT_RULES)}", code=2)
+    assert rule is not None
+    return ReadOptions(text_col=text_col, label_col=label_col, label_sep=label_sep, multi_label=multi, conflicts=rule)
 
 
 @app.callback()
@@ -115,7 +114,7 @@ def train(
         bool | None, typer.Option("--multi-label/--single-label", help="Force the task type (default: detect).")
     ] = None,
     min_examples: Annotated[int, typer.Option("--min-examples", min=1, help="Fewest rows a label may have.")] = 2,
-    on_conflict: OnConflict = "error",
+    on_conflict: OnConflict = "majority",
     base_model: Annotated[
         Path | None,
         typer.Option("--base-model", help="transformer: a local Hugging Face encoder directory to fine-tune."),
@@ -166,6 +165,7 @@ def _print_trained(context: Container, record: ModelVersion, report: dict[str, A
         "labels": len(record.labels),
         "training_seconds": report["training_seconds"],
         "metrics": record.metrics["headline"],
+        "conflicts": conflict_counts(report["data"]),
         "report": str(context.models.report_path(record) / "report.html"),
     }
     if as_json:
@@ -176,9 +176,26 @@ def _print_trained(context: Container, record: ModelVersion, report: dict[str, A
         ["metric", "value"],
         [(k, v) for k, v in summary["metrics"].items()],
     )
+    conflicts = summary["conflicts"]
+    if conflicts["resolved"] or conflicts["dropped"]:
+        console.print(
+            f"conflicting labels: {conflicts['resolved']} resolved by majority, {conflicts['dropped']} dropped "
+            f"({conflicts['rows_dropped']} rows left out; --on-conflict error to stop on them instead)",
+            highlight=False,
+        )
     for warning in report["data"].get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     console.print(f"report: {summary['report']}", highlight=False)
+
+
+def conflict_counts(data: dict[str, Any]) -> dict[str, int]:
+    """Texts with conflicting labels over every file read: resolved by majority, dropped, and rows left out."""
+    stats = data.get("stats", {}).values()
+    return {
+        "resolved": sum(s.get("conflicts_resolved", 0) for s in stats),
+        "dropped": sum(s.get("conflicts_dropped", 0) for s in stats),
+        "rows_dropped": sum(s.get("conflicting_rows_dropped", 0) for s in stats),
+    }
 
 
 @app.command("eval")
@@ -215,18 +232,38 @@ def eval_(
     )
 
 
+RAY_LOCAL = "local"
+
+
 @app.command()
 def predict(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model: name, name@alias or name:version.")],
     text: Annotated[str | None, typer.Argument(help="A text to classify.")] = None,
-    input_: Annotated[Path | None, typer.Option("--input", help="File of texts (CSV, TSV, JSONL, Parquet).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", help="Where to write predictions.")] = None,
+    input_: Annotated[
+        str | None, typer.Option("--input", help="File of texts (CSV, TSV, JSONL, Parquet); with --ray also a URI.")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", help="Where to write predictions; with --ray a directory or URI.")
+    ] = None,
     text_col: TextCol = "text",
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Labels to show for a single text.")] = 3,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Run on Ray Data (the labelwise[ray] extra): a cluster's ADDRESS, or none for a local instance.",
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="With --ray: rows per actor call.")] = 4096,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, help="With --ray: actors (default: one per CPU).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Classify one text, or stream a whole file into a file with label and score columns."""
+    """Classify one text, or stream a whole file into a file with label and score columns (with --ray, on a Ray
+    cluster: each actor loads the model once)."""
     context: Container = ctx.obj
     if (text is None) == (input_ is None):
         fail("give either a TEXT or --input FILE", code=2)
@@ -234,8 +271,11 @@ def predict(
         if output is None:
             fail("--output is required with --input", code=2)
         assert output is not None
-        with row_progress(input_, enabled=not as_json) as advance:
-            rows = context.models.predict_file(model, input_, output, text_col=text_col, on_rows=advance)
+        if ray is not None:
+            _predict_on_ray(context, model, input_, output, ray, text_col, batch_size, concurrency, as_json)
+            return
+        with row_progress(Path(input_), enabled=not as_json) as advance:
+            rows = context.models.predict_file(model, Path(input_), Path(output), text_col=text_col, on_rows=advance)
         if as_json:
             print_json({"rows": rows, "output": str(output)})
         else:
@@ -255,6 +295,38 @@ def predict(
     )
 
 
+def _predict_on_ray(
+    context: Container,
+    model: str,
+    source: str,
+    output: str,
+    ray: str,
+    text_col: str,
+    batch_size: int,
+    concurrency: int | None,
+    as_json: bool,
+) -> None:
+    from labelwise.bulk import predict_dataset
+
+    result = predict_dataset(
+        model,
+        source,
+        output,
+        settings=context.settings,
+        text_col=text_col,
+        address=None if ray == RAY_LOCAL else ray,
+        batch_rows=batch_size,
+        concurrency=concurrency,
+        progress=not as_json,
+    )
+    if as_json:
+        print_json(
+            {"model": result.model, "model_version": result.model_version, "rows": result.rows, "output": output}
+        )
+    else:
+        console.print(f"{result.model} {result.model_version}: {result.rows:,} rows -> {output}", highlight=False)
+
+
 def _prediction_dict(prediction: Any) -> dict[str, Any]:
     return {
         "labels": [{"label": s.label, "score": s.score} for s in prediction.labels],
@@ -262,10 +334,22 @@ def _prediction_dict(prediction: Any) -> dict[str, Any]:
     }
 
 
+def _ray_address_optional(args: list[str]) -> list[str]:
+    """`predict ... --ray` with no ADDRESS (last, or before another option) means a local Ray instance. Click's own
+    optional option values do not survive Typer, so the missing value is filled in here."""
+    if "predict" not in args:
+        return args
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--ray" and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out.insert(i + 1, RAY_LOCAL)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; any `LabelwiseError`, `LabelwiseAPIError` or file problem becomes one line on stderr, exit 1."""
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=_ray_address_optional(sys.argv[1:] if argv is None else argv), standalone_mode=True)
     except LabelwiseError as exc:
         fail(exc.message)
     except LabelwiseAPIError as exc:  # from the API client (`classify`): the server's code, message, request id
