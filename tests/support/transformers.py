@@ -1,61 +1,95 @@
-"""Small Hugging Face models for the transformer engine's tests, written by transformers' own `save_pretrained`.
+"""Tiny Hugging Face models for the transformer engine's tests, written by transformers' own `save_pretrained`.
 
-`tiny_base_model()` is all-MiniLM-L6-v2 cut to its first layer: pretrained embeddings (so a few steps learn the
-synthetic topics) at a sixth of the cost. It is derived once per machine into the temp directory, like the
-shared encoder, and renamed into place so that concurrent test runs never see half a directory.
+Each family (BERT, DistilBERT, RoBERTa, XLM-RoBERTa, and MPNet for the refusals) gets a randomly initialized
+two-layer model of width 32 with the all-MiniLM-L6-v2 tokenizer (its WordPiece vocabulary sized the embedding
+table): real model directories of the layouts `models import` and `--base-model` read, fine-tuned in a few
+hundred milliseconds instead of the seconds a real encoder takes. Only one test trains the default MiniLM base.
+
+Models are built once per test process, into one temporary directory removed at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
-import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("LABELWISE_TEST_TRANSFORMER_CACHE") or Path(tempfile.gettempdir()) / "labelwise-test-hf")
+FAMILIES = ("bert", "distilbert", "roberta", "xlm-roberta")
+_SIZE = {"hidden": 32, "layers": 2, "heads": 4, "inner": 64}
 
 
 @functools.cache
-def tiny_base_model() -> Path:
-    """A one-layer all-MiniLM-L6-v2 encoder directory (config.json, model.safetensors, tokenizer.json)."""
-    target = _cache_root() / "minilm-1-layer"
-    if (target / "model.safetensors").is_file():
-        return target
-    from transformers import AutoModel, AutoTokenizer
+def _root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="labelwise-tiny-hf-"))
+    atexit.register(shutil.rmtree, root, True)
+    return root
 
+
+def _tokenizer_source() -> Path:
     from labelwise.engines.transformer import default_base_model
 
-    base = default_base_model()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".build-"))
-    AutoModel.from_pretrained(base, num_hidden_layers=1).save_pretrained(work)
-    AutoTokenizer.from_pretrained(base).save_pretrained(work)
-    try:
-        os.rename(work, target)
-    except OSError:  # another run finished first
-        shutil.rmtree(work, ignore_errors=True)
+    return default_base_model()
+
+
+def _config(family: str, **extra: Any) -> Any:
+    from transformers import AutoConfig
+
+    vocab = 30522  # the MiniLM tokenizer's vocabulary
+    if family == "distilbert":
+        return AutoConfig.for_model(
+            family, vocab_size=vocab, dim=_SIZE["hidden"], n_layers=_SIZE["layers"], n_heads=_SIZE["heads"],
+            hidden_dim=_SIZE["inner"], max_position_embeddings=512, **extra,
+        )  # fmt: skip
+    positions = 514 if family in ("roberta", "xlm-roberta") else 512  # RoBERTa counts from pad_token_id + 1
+    return AutoConfig.for_model(
+        family, vocab_size=vocab, hidden_size=_SIZE["hidden"], num_hidden_layers=_SIZE["layers"],
+        num_attention_heads=_SIZE["heads"], intermediate_size=_SIZE["inner"], max_position_embeddings=positions,
+        **extra,
+    )  # fmt: skip
+
+
+def _save_tokenizer(directory: Path) -> None:
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(_tokenizer_source()).save_pretrained(directory)
+
+
+@functools.cache
+def tiny_base_model(family: str = "bert") -> Path:
+    """A randomly initialized two-layer encoder of `family` (config.json, model.safetensors, tokenizer.json)."""
+    import torch
+    from transformers import AutoModel
+
+    target = _root() / f"base-{family}"
+    torch.manual_seed(0)
+    AutoModel.from_config(_config(family)).save_pretrained(target)
+    _save_tokenizer(target)
     return target
 
 
-def fine_tuned_classifier(directory: Path, texts: list[str], labels: list[str], steps: int = 6) -> list[str]:
-    """Fine-tune a sequence classifier on the tiny base for a few steps and `save_pretrained` it into
+def fine_tuned_classifier(
+    directory: Path, texts: list[str], labels: list[str], *, family: str = "bert", steps: int = 30
+) -> list[str]:
+    """Fine-tune a tiny sequence classifier of `family` for a few steps and `save_pretrained` it into
     `directory`; returns the label names in id order (deliberately not sorted)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     names = sorted(set(labels), reverse=True)
-    base = tiny_base_model()
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}
-    )
+    config = _config(family, num_labels=len(names), id2label=dict(enumerate(names)))
+    config.label2id = {n: i for i, n in enumerate(names)}
     torch.manual_seed(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model = AutoModelForSequenceClassification.from_config(config)
+    tokenizer = AutoTokenizer.from_pretrained(_tokenizer_source())
+    # One thread: these models are too small to gain from more, and on a busy machine threads wait for each other.
+    torch.set_num_threads(1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     target = torch.tensor([names.index(label) for label in labels])
     batch = tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+    batch.pop("token_type_ids", None)  # DistilBERT and RoBERTa take none; BERT's are all 0 anyway
     model.train()
     for _ in range(steps):
         optimizer.zero_grad()

@@ -253,17 +253,17 @@ def int8_rowwise(fp32_model: Path, destination: Path) -> None:
     logger.info("encoder: rebuilt %d layers with int8 weights and activations (%s)", layers, RECIPE)
 
 
-def int8_from_weights(
-    weights: Mapping[str, NDArray[np.float32]], destination: Path, *, heads: int, epsilon: float
-) -> None:
-    """Write the int8 graph of any BERT-layout encoder from its weights as PyTorch names and lays them out
-    (`encoder.layer.0.output.dense.weight` of shape (out, in)): a fine-tuned or imported encoder gets the same
-    recipe, and so the same batch independence, as the shipped one. `ValueError` when the layout is not BERT's."""
+def int8_from_weights(weights: Mapping[str, NDArray[np.float32]], destination: Path, config: Mapping[str, Any]) -> None:
+    """Write the int8 graph of a Hugging Face encoder from its weights as PyTorch names and lays them out
+    (`encoder.layer.0.output.dense.weight` of shape (out, in)) and its `config.json` values: a fine-tuned or
+    imported encoder gets the same recipe, and so the same batch independence, as the shipped one. The families
+    and their differences are in `layouts.py`; `UnsupportedLayout` (a `ValueError`) for the others."""
     import onnx
 
-    params = {
-        name.removeprefix("bert.").removeprefix("model."): np.asarray(v, np.float32) for name, v in weights.items()
-    }
+    from labelwise.encoder.layouts import bert_names, layout_of
+
+    layout = layout_of(config)
+    params = bert_names(weights, layout.family)
     for name in list(params):
         if name.endswith(".weight") and params[name].ndim == 2 and not name.startswith("embeddings."):
             params[name] = np.ascontiguousarray(params[name].T)  # ONNX MatMul takes (in, out)
@@ -274,11 +274,15 @@ def int8_from_weights(
     )
     missing = [name for name in expected if name not in params]
     if missing:
-        raise ValueError(f"not a BERT-layout encoder: {', '.join(missing)} not found")
+        raise ValueError(f"not a {layout.family} encoder: {', '.join(missing)} not found")
+    # Position ids start at `position_offset` (RoBERTa): the graph reads its table from there.
+    params["embeddings.position_embeddings.weight"] = params["embeddings.position_embeddings.weight"][
+        layout.position_offset :
+    ]
     if "embeddings.token_type_embeddings.weight" not in params:
         params["embeddings.token_type_embeddings.weight"] = np.zeros_like(
             params["embeddings.position_embeddings.weight"][:1]
         )
-    model = _Int8Encoder(params, heads=heads, epsilon=epsilon).build()
+    model = _Int8Encoder(params, heads=layout.heads, epsilon=layout.epsilon).build()
     onnx.checker.check_model(model)
     onnx.save(model, str(destination))

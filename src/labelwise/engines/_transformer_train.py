@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from labelwise.encoder.layouts import UnsupportedLayout, layout_of
 from labelwise.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ class Tuned:
     weights: dict[str, NDArray[np.float32]]
     head_weight: NDArray[np.float32] | None  # (hidden, labels)
     head_bias: NDArray[np.float32] | None
-    heads: int
-    epsilon: float
+    config: dict[str, Any]  # the encoder's config.json values (what the int8 export reads its layout from)
     info: dict[str, Any]
 
 
@@ -98,12 +98,10 @@ def fine_tune(
     torch.set_num_threads(config.threads)
     base = Path(config.base_dir)
     hf_config = AutoConfig.from_pretrained(base)
-    if hf_config.model_type != "bert":
-        raise DataError(
-            f"base_model: {base.name} is a {hf_config.model_type} model; the int8 export serves BERT-layout "
-            "encoders (BERT, MiniLM)",
-            param="base_model",
-        )
+    try:
+        layout_of(hf_config.to_dict())
+    except UnsupportedLayout as exc:
+        raise DataError(f"base_model: {base.name}: {exc}", param="base_model") from None
     tokenizer = Tokenizer.from_file(str(base / "tokenizer.json"))
     tokenizer.enable_truncation(config.max_tokens)
     tokenizer.no_padding()
@@ -252,11 +250,13 @@ class _Run:
         stopped = "epochs"
         self.body.train()
         done = state["epoch"] * steps_per_epoch
+        seen, stepping = 0, 0.0  # sentences and seconds of optimizer steps (validation passes not counted)
         for epoch in range(state["epoch"], config.epochs):
             batches = self.buckets(ids, random.Random(config.seed + epoch))
             for rows in batches:
                 if self.out_of_time():
                     break
+                began = time.monotonic()
                 optimizer.zero_grad()
                 value = loss(self.logits([ids[i] for i in rows]), self.target(y[rows]))
                 value.backward()
@@ -264,6 +264,8 @@ class _Run:
                 optimizer.step()
                 scheduler.step()
                 done += 1
+                seen += len(rows)
+                stepping += time.monotonic() - began
                 self.step(f"fine-tuning: epoch {epoch + 1}/{config.epochs}", 0.05 + 0.75 * done / total)
             score = self.validation_score(val_ids, y_val, loss) if len(val_ids) else -float(epoch)
             state["history"].append({"epoch": epoch + 1, "validation_loss": round(score, 5)})
@@ -291,6 +293,7 @@ class _Run:
             "resumed": resumed,
             "history": state["history"],
             "train_seconds": round(time.monotonic() - self.started, 1),
+            "sentences_per_second": round(seen / max(stepping, 1e-9), 1),  # this run's steps (not a resumed one's)
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -359,8 +362,7 @@ class _Run:
             weights,
             head_weight,
             head_bias,
-            int(hf_config.num_attention_heads),
-            float(hf_config.layer_norm_eps),
+            hf_config.to_dict(),
             info,
         )
 

