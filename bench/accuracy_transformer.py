@@ -2,7 +2,14 @@
 same run (same splits, same machine, same moment).
 
     .venv/bin/python bench/accuracy_transformer.py --datasets sst2 [--epochs 3] [--time-budget 600]
-        [--per-label 8] [--limit-test 2000] [--json out.json] [--data ../shared/data]
+        [--per-label 8] [--limit-test 2000] [--json out.json] [--data ../shared/data] [--keep DIR] [--threads N]
+        [--no-baseline] [--no-serving]
+    .venv/bin/python bench/accuracy_transformer.py --datasets sst2 --parity-from DIR
+
+`--time-budget` is the training budget in seconds of each dataset (training stops at the best epoch so far).
+`--keep DIR` writes the fine-tuned PyTorch weights and head (`DIR/<dataset>/tuned.npz`) beside the saved model;
+`--parity-from DIR` rebuilds the int8 graph from those weights with the current quantization code and measures
+test-set parity and accuracy again without training (what a change to `encoder/quantize.py` is checked with).
 
 Per dataset (official splits, validation as in bench/accuracy.py): the transformer engine is fine-tuned with its
 defaults (all-MiniLM-L6-v2, batch 32, 64 tokens, AdamW 1e-4 with warm-up and linear decay) and evaluated on
@@ -72,9 +79,51 @@ def test_parity(engine: TransformerEngine, texts: list[str], base: str) -> dict[
     from labelwise.engines.transformer import _parity
 
     head = engine._head
-    tuned = Tuned(engine._tuned_weights, head.coef, head.intercept.astype(np.float32), 0, 0.0, {})
+    tuned = Tuned(engine._tuned_weights, head.coef, head.intercept.astype(np.float32), {}, {})
     int8 = engine.features(texts).astype(np.float64) @ head.coef.astype(np.float64) + head.intercept
     return _parity(head, int8, torch_logits(tuned, base, texts, engine.window_tokens), engine.task_)
+
+
+def keep(engine: TransformerEngine, folder: Path) -> None:
+    """The fine-tuned weights and head, for `--parity-from`, and the saved model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    head = engine._head
+    weights = engine._tuned_weights or {}
+    np.savez(folder / "tuned.npz", **{f"w:{k}": v for k, v in weights.items()}, coef=head.coef, bias=head.intercept)
+    (folder / "model").mkdir(exist_ok=True)
+    engine.save(folder / "model")
+
+
+def parity_from(folder: Path, test: LabeledTexts) -> dict[str, Any]:
+    """Rebuild the int8 graph of the kept weights with the current recipe; parity and accuracy on `test`."""
+    from labelwise.engines._transformer_train import Tuned, torch_logits
+    from labelwise.engines.transformer import TransformerEngine, default_base_model
+
+    saved = np.load(folder / "tuned.npz")
+    weights = {k[2:]: saved[k] for k in saved.files if k.startswith("w:")}
+    engine = TransformerEngine.load(folder / "model")
+    base = str(default_base_model())
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(base).to_dict()
+    engine.rebuild_int8(weights, config)
+    cache = folder / "torch_test_logits.npy"
+    head = engine._head
+    tuned = Tuned(weights, head.coef, head.intercept.astype(np.float32), config, {})
+    if cache.is_file():
+        reference = np.load(cache)
+    else:
+        reference = torch_logits(tuned, base, test.texts, engine.window_tokens)
+        np.save(cache, reference)
+    from labelwise.engines.transformer import _parity
+
+    int8 = engine.features(test.texts).astype(np.float64) @ head.coef.astype(np.float64) + head.intercept
+    out = _parity(head, int8, reference, engine.task_)
+    gold = [engine.classes_.index(labels[0]) for labels in test.labels]
+    out["int8_accuracy"] = round(float(np.mean(np.argmax(int8, axis=1) == gold)), 5)
+    out["torch_accuracy"] = round(float(np.mean(np.argmax(reference, axis=1) == gold)), 5)
+    out["max_logit_difference"] = round(float(np.abs(int8 - reference).max()), 5)
+    return out
 
 
 def serving(engine: Engine, texts: list[str]) -> dict[str, Any]:
@@ -141,10 +190,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--datasets", default="sst2")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--time-budget", type=float, default=None)
+    parser.add_argument("--time-budget", type=float, default=None, help="training seconds per dataset")
+    parser.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: the usable cores)")
     parser.add_argument("--per-label", type=int, default=None)
     parser.add_argument("--limit-test", type=int, default=None)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the fine-tuned weights and the model here")
+    parser.add_argument("--parity-from", type=Path, metavar="DIR", help="no training: parity of kept weights")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the embedding engine")
+    parser.add_argument("--no-serving", action="store_true", help="skip the serving figures")
     parser.add_argument(
         "--serving-only",
         type=Path,
@@ -154,6 +208,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.serving_only:
         serving_only(args)
+        return
+    if args.parity_from:
+        for name in [n for n in args.datasets.split(",") if n]:
+            test = load_splits(args.data / name)[2]
+            print(name, json.dumps(parity_from(args.parity_from / name, test), indent=1), flush=True)
         return
     results: dict[str, Any] = {}
     encoder = get_encoder(Path(tempfile.gettempdir()) / "labelwise-test-encoder")
@@ -165,18 +224,23 @@ def main() -> None:
             test = LabeledTexts(test.texts[: args.limit_test], test.labels[: args.limit_test])
         row: dict[str, Any] = {"rows": {"train": len(train), "validation": len(val), "test": len(test)}}
         started = time.perf_counter()
-        engine = TransformerEngine(epochs=args.epochs, time_budget=args.time_budget)
+        engine = TransformerEngine(epochs=args.epochs, time_budget=args.time_budget, threads=args.threads)
         engine.fit(train, val, multi_label=multi, progress=lambda step, f: print(f"\r{step} {f:.0%}  ", end=""))
         print()
         row["transformer"] = scored(engine, test, time.perf_counter() - started)
         row["transformer"]["fit"] = {k: engine.get_params()[k] for k in ("few_shot", "training", "parity")}
         if getattr(engine, "_tuned_weights", None) is not None:
             row["transformer"]["test_parity"] = test_parity(engine, test.texts, str(engine._base_dir()))
-        row["transformer"]["serving"] = serving(engine, test.texts)
-        started = time.perf_counter()
-        baseline = EmbeddingEngine(encoder=encoder).fit(train, val, multi_label=multi)
-        row["embedding"] = scored(baseline, test, time.perf_counter() - started)
-        row["embedding"]["serving"] = serving(baseline, test.texts)
+        if args.keep:
+            keep(engine, args.keep / name)
+        if not args.no_serving:
+            row["transformer"]["serving"] = serving(engine, test.texts)
+        if not args.no_baseline:
+            started = time.perf_counter()
+            baseline = EmbeddingEngine(encoder=encoder).fit(train, val, multi_label=multi)
+            row["embedding"] = scored(baseline, test, time.perf_counter() - started)
+            if not args.no_serving:
+                row["embedding"]["serving"] = serving(baseline, test.texts)
         row["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         results[name] = row
         print(name, json.dumps(row, indent=1), flush=True)
