@@ -160,3 +160,20 @@ def test_the_default_minilm_base_fine_tunes_and_its_int8_graph_agrees() -> None:
     assert params["training"]["epochs_run"] == 1
     assert params["parity"]["agreement"] >= 0.995
     assert params["parity"]["max_probability_difference"] < 0.05
+
+
+def test_transformer_options_are_refused_for_other_engines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labelwise.cli import main
+
+    data = tmp_path / "train.jsonl"
+    rows = single_label_data(30, 1)
+    pairs = zip(rows.texts, rows.labels, strict=True)
+    data.write_text("".join(json.dumps({"text": text, "label": gold[0]}) + "\n" for text, gold in pairs))
+    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LABELWISE_DATABASE_URL", f"sqlite:///{tmp_path / 'labelwise.db'}")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(data), "--name", "x", "--time-budget", "60"])
+    assert exit_info.value.code == 2
+    assert "--time-budget applies to --engine transformer only" in capsys.readouterr().err
