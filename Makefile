@@ -32,7 +32,7 @@ export LABELWISE_TEST_LABEL_STUDIO ?= $(LABEL_STUDIO_VENV)/bin/label-studio
 $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,ray,labelstudio]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,ray,labelstudio,train-transformer]'
 	touch $(STAMP)
 
 # Under a lock (two checkouts may run make at once); an interrupted install leaves no stamp and is redone.

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     )
     default_credits: int | None = Field(default=None, ge=0, description="balance of a new key; None: unlimited")
     credit_prices: dict[str, int] = Field(
-        default_factory=lambda: {"linear": 1, "embedding": 5, "zeroshot": 5},
+        default_factory=lambda: {"linear": 1, "embedding": 5, "zeroshot": 5, "transformer": 5},
         description="credits per text by engine (JSON in LABELWISE_CREDIT_PRICES)",
     )
     credit_price_default: int = Field(default=1, ge=0, description="credits per text for engines not listed")

@@ -125,6 +125,15 @@ def train(
             help="Precision the decisions kept by the abstain rule should reach on validation (0 to 1, exclusive).",
         ),
     ] = DEFAULT_TARGET_PRECISION,
+    base_model: Annotated[
+        Path | None,
+        typer.Option("--base-model", help="transformer: a local Hugging Face encoder directory to fine-tune."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="transformer: training epochs.")] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option("--time-budget", min=1, help="transformer: seconds of training; keeps the best checkpoint."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model on labeled data, evaluate it and publish it as a new version; its report compares it with the
@@ -135,6 +144,10 @@ def train(
     if data is None:
         fail("DATA is required unless --with-feedback is given", code=2)
     assert data is not None
+    tuning = {"base_model": base_model, "epochs": epochs, "time_budget": time_budget}
+    params = {key: str(value) if isinstance(value, Path) else value for key, value in tuning.items() if value}
+    if params and engine != "transformer":
+        fail(f"--{next(iter(params)).replace('_', '-')} applies to --engine transformer only", code=2)
     request = TrainRequest(
         name=name,
         train=data,
@@ -146,6 +159,7 @@ def train(
         seed=context.settings.seed,
         min_examples=min_examples,
         target_precision=target_precision,
+        params=params,
     )
     with step_progress(enabled=not as_json) as progress:
         record, report = context.models.train(request, progress=progress)

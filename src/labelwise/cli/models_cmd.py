@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from labelwise.bootstrap import Container
 from labelwise.cli.output import console, fail, print_json, print_table
+from labelwise.data import ReadOptions
 from labelwise.domain import ModelVersion
 from labelwise.registry.store import parse_ref
 
@@ -158,3 +160,40 @@ def alias(
             f"{name}@{alias_name} removed" if remove else f"{name}@{alias_name} -> {result['version']}",
             highlight=False,
         )
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="A Hugging Face sequence-classification directory.")],
+    name: Annotated[str, typer.Option("--name", help="Model name.")],
+    validation: Annotated[
+        Path | None, typer.Option("--validation", help="Labeled file: calibrate on it and report its metrics.")
+    ] = None,
+    text_col: Annotated[str, typer.Option("--text-col", help="Text column of the validation file.")] = "text",
+    label_col: Annotated[str | None, typer.Option("--label-col", help="Label column (default: detect).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a fine-tuned Hugging Face classifier (config.json with id2label, model.safetensors,
+    tokenizer.json) as a new version, converted to int8 ONNX; labels keep the id2label order."""
+    context: Container = ctx.obj
+    options = ReadOptions(text_col=text_col, label_col=label_col)
+    record, report = context.models.import_model(directory, name, validation=validation, options=options)
+    summary = {
+        "model": record.name,
+        "version": record.version,
+        "engine": record.engine,
+        "task": record.task.value,
+        "labels": record.labels,
+        "metrics": record.metrics.get("headline", {}),
+    }
+    if as_json:
+        print_json(summary)
+        return
+    print_table(
+        f"{record.name} {record.version} (imported, {record.task.value}, {len(record.labels)} labels)",
+        ["metric", "value"],
+        [("labels", ", ".join(record.labels)), *summary["metrics"].items()],
+    )
+    if report.get("validation") is not None:
+        console.print(f"report: {context.models.report_path(record) / 'report.html'}", highlight=False)

@@ -6,7 +6,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from labelwise.cli.output import err_console
 from labelwise.engines.base import ProgressCallback
@@ -14,12 +21,19 @@ from labelwise.engines.base import ProgressCallback
 
 @contextmanager
 def step_progress(*, enabled: bool = True) -> Iterator[ProgressCallback | None]:
-    """A bar driven by an engine's (step, fraction) callback."""
+    """A bar driven by an engine's (step, fraction) callback, with the time spent and an estimate of what is left
+    (fine-tuning a transformer takes minutes)."""
     if not enabled:
         yield None
         return
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
     ) as bar:
         task = bar.add_task("training", total=1.0)
 

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +48,10 @@ MODEL_ID = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 MAX_POSITIONS = 512
 
+# "mean": the L2-normalized mean of the token vectors (sentence embeddings); "cls": the first token's vector as
+# it is (the features a BERT sequence classifier's pooler reads).
+Pooling = Literal["mean", "cls"]
+
 
 class Encoder:
     """Turns texts into L2-normalized 384-dimensional vectors (float32).
@@ -58,6 +62,10 @@ class Encoder:
     cores this process may use), `max_call_tokens` the padded tokens of one call (rows x length; a longer
     window runs alone), `max_batch_mb` the estimated transient memory of one call (see windows.batch_bytes).
     Thread-safe: `encode` may be called from several threads at once; all calls share the workers.
+
+    `files` runs another int8 graph of the same recipe (a fine-tuned or imported encoder, see
+    `engines/transformer.py`) instead of deriving all-MiniLM-L6-v2 into `cache_dir`; `model_id` names it and its
+    width is read from the graph. `pooling` says how token vectors become one vector per window.
     """
 
     model_id = MODEL_ID
@@ -72,6 +80,9 @@ class Encoder:
         window_overlap: int | None = None,
         max_call_tokens: int = 192,
         max_batch_mb: int = 150,
+        files: EncoderFiles | None = None,
+        model_id: str | None = None,
+        pooling: Pooling = "mean",
     ) -> None:
         if not 8 <= max_tokens <= MAX_POSITIONS:
             raise ConfigError(f"max_tokens: {max_tokens}, must be between 8 and {MAX_POSITIONS}")
@@ -84,9 +95,14 @@ class Encoder:
         self.max_call_tokens = max_call_tokens
         self.max_batch_bytes = max_batch_mb * 1_000_000
         self.threads = threads or len(os.sched_getaffinity(0))
-        self.files: EncoderFiles = prepare(Path(cache_dir))
+        self.files: EncoderFiles = files or prepare(Path(cache_dir))
+        self.pooling = pooling
+        if model_id is not None:
+            self.model_id = model_id
         self._tokenizer = _load_tokenizer(self.files.tokenizer)
         self._session = _load_session(self.files.model)
+        width = self._session.get_outputs()[0].shape[-1]
+        self.dimensions = width if isinstance(width, int) else DIMENSIONS
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._preprocessor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder-tokenize")
         self._workers = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="encoder-infer")
@@ -130,9 +146,11 @@ class Encoder:
         hidden: NDArray[np.float32] = self._session.run(None, feeds)[0]
         return hidden
 
-    @staticmethod
-    def postprocess(batch: WindowBatch, hidden: NDArray[np.float32]) -> NDArray[np.float32]:
-        """One normalized vector per window."""
+    def postprocess(self, batch: WindowBatch, hidden: NDArray[np.float32]) -> NDArray[np.float32]:
+        """One vector per window: normalized mean of its tokens, or its first token's (see `Pooling`)."""
+        if self.pooling == "cls":
+            first: NDArray[np.float32] = np.ascontiguousarray(hidden[:, 0, :])
+            return first
         return mean_pool(hidden, batch.attention_mask)
 
     # Public API -----------------------------------------------------------------------------------------------
@@ -148,11 +166,11 @@ class Encoder:
         if long_text not in LONG_TEXT_CHOICES:
             raise InvalidRequest(f"long_text: {long_text!r}, choose one of {', '.join(LONG_TEXT_CHOICES)}")
         if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+            return np.zeros((0, self.dimensions), dtype=np.float32)
         # Characters are a cheap proxy for tokens: sorting by them keeps padding low without tokenizing twice.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         ordered = [texts[i] for i in order]
-        aggregator = WindowAggregator(len(texts), DIMENSIONS, long_text)
+        aggregator = WindowAggregator(len(texts), self.dimensions, long_text, normalized=self.pooling == "mean")
         # Calls are submitted as soon as their group is tokenized; results are combined in submission order.
         calls = [
             (batch, self._workers.submit(self._embed, batch))

@@ -126,8 +126,10 @@ def normalize(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
 class WindowAggregator:
     """Combines window vectors into one vector per text: token-weighted mean, or element-wise max."""
 
-    def __init__(self, texts: int, dimensions: int, how: LongText) -> None:
+    def __init__(self, texts: int, dimensions: int, how: LongText, *, normalized: bool = True) -> None:
         self._how = how
+        self._normalized = normalized
+        self._weight = np.zeros(texts, dtype=np.float32)
         fill = -np.inf if how == "max" else 0.0
         self._acc = np.full((texts, dimensions), fill, dtype=np.float32)
 
@@ -137,6 +139,13 @@ class WindowAggregator:
         else:
             # A short tail window should not weigh as much as a full one.
             np.add.at(self._acc, owner, vectors * tokens[:, np.newaxis].astype(np.float32))
+            np.add.at(self._weight, owner, tokens.astype(np.float32))
 
     def result(self) -> NDArray[np.float32]:
-        return normalize(self._acc)
+        if self._normalized:
+            return normalize(self._acc)
+        if self._how == "max":
+            return self._acc
+        # Unnormalized vectors (a classifier's [CLS] features): the token-weighted mean itself.
+        mean: NDArray[np.float32] = (self._acc / np.clip(self._weight, 1e-9, None)[:, np.newaxis]).astype(np.float32)
+        return mean

@@ -73,6 +73,10 @@ class Engine(ABC):
     name: ClassVar[str]
     needs_encoder: ClassVar[bool] = False
     explanation: ClassVar[ExplanationMethod] = "leave_one_out"
+    # A resumable engine writes checkpoints into `checkpoint_dir` when it is set (by the caller, never from
+    # hyperparameters) and continues from the last one when a fit of the same data is started again.
+    resumable: ClassVar[bool] = False
+    checkpoint_dir: Path | None = None
 
     classes_: list[str]
     task_: TaskType

@@ -16,6 +16,7 @@ _ENGINES: dict[str, str] = {
     "embedding": "labelwise.engines.embedding:EmbeddingEngine",
     "zeroshot": "labelwise.engines.zeroshot:ZeroShotEngine",
     "auto": "labelwise.engines.auto:AutoEngine",
+    "transformer": "labelwise.engines.transformer:TransformerEngine",
 }
 
 

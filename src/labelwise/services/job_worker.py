@@ -6,9 +6,13 @@ on others that share the database and the data directory. Workers coordinate onl
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import select
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 
@@ -17,6 +21,8 @@ from labelwise.services.jobs import JobService
 from labelwise.storage.jobs_repository import ClaimedChunk
 
 logger = logging.getLogger(__name__)
+
+KEEPER_START_SECONDS = 60.0  # how long a training chunk waits for its lease keeper's first renewal
 
 
 def worker_name() -> str:
@@ -92,7 +98,9 @@ class JobWorker:
 
 
 class _LeaseRenewer:
-    """Renews a chunk's lease every third of its length while the chunk is processed (training can take minutes)."""
+    """Renews a chunk's lease every third of its length while the chunk is processed. A training chunk also gets a
+    lease keeper process (`lease_keeper.py`): training can take minutes, and holds this interpreter's lock for
+    seconds at a time, which this thread cannot renew through."""
 
     def __init__(self, service: JobService, chunk: ClaimedChunk, owner: str) -> None:
         self.service = service
@@ -100,13 +108,25 @@ class _LeaseRenewer:
         self.owner = owner
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="labelwise-lease", daemon=True)
+        self._keeper: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self._thread.start()
+        if self.chunk.kind == "train":
+            self._keeper = _start_keeper(self.service, self.chunk, self.owner)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            if keeper.stdin is not None:
+                keeper.stdin.close()  # end of file: the keeper stops renewing and exits
+            try:
+                keeper.wait(30)
+            except subprocess.TimeoutExpired:
+                keeper.kill()
+                keeper.wait()
 
     def _run(self) -> None:
         seconds = self.service.config.lease_seconds
@@ -116,3 +136,31 @@ class _LeaseRenewer:
                     return  # lost: the commit will find out and record nothing
             except Exception:
                 logger.warning("lease renewal failed", exc_info=True, extra={"job": self.chunk.job_id})
+
+
+def _start_keeper(service: JobService, chunk: ClaimedChunk, owner: str) -> subprocess.Popen[bytes] | None:
+    """A lease keeper process for `chunk`, told its orders on stdin (never argv: the database URL may carry a
+    password); None, with a warning, when it cannot start (the thread still renews)."""
+    order = {
+        "database_url": service.repo.db.url,
+        "job_id": chunk.job_id,
+        "seq": chunk.seq,
+        "owner": owner,
+        "lease_seconds": service.config.lease_seconds,
+    }
+    try:
+        keeper = subprocess.Popen(
+            [sys.executable, "-m", "labelwise.services.lease_keeper"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        if keeper.stdin is None or keeper.stdout is None:  # never: both are pipes
+            raise OSError("no pipes to the lease keeper")
+        keeper.stdin.write(json.dumps(order).encode() + b"\n")
+        keeper.stdin.flush()
+        # Until the keeper has renewed once, this process stays idle so that the thread can renew.
+        ready, _, _ = select.select([keeper.stdout], [], [], KEEPER_START_SECONDS)
+        if not ready or not keeper.stdout.readline():
+            logger.warning("lease keeper not renewing yet; training starts anyway", extra={"job": chunk.job_id})
+    except OSError:
+        logger.warning("lease keeper did not start; the worker thread renews alone", exc_info=True)
+        return None
+    return keeper

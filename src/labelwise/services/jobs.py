@@ -274,6 +274,7 @@ class JobService:
                 # Jobs queued before the abstain rule existed get the default target.
                 target_precision=float(params.get("target_precision", DEFAULT_TARGET_PRECISION)),
                 job_id=chunk.job_id,
+                checkpoint_dir=self.job_dir(chunk.job_id) / "checkpoint",
             )
             record, _report = self.models.train(request)
             if after_write is not None:

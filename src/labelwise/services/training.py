@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,8 @@ class TrainRequest:
     job_id: str | None = None
     # Precision the decisions kept by the version's abstain rule should reach on validation (engines/abstain.py).
     target_precision: float = DEFAULT_TARGET_PRECISION
+    # Where a resumable engine (transformer) keeps checkpoints: a training job's own directory.
+    checkpoint_dir: Path | None = None
 
 
 class ModelService:
@@ -82,6 +86,7 @@ class ModelService:
             progress=progress,
             encoder=self.store.encoder,
             target_precision=request.target_precision,
+            checkpoint_dir=request.checkpoint_dir,
         )
         report = result.report
         if request.feedback:
@@ -107,6 +112,48 @@ class ModelService:
             | _abstain_metrics(report.get("abstain")),
             data=dataset.summary() | ({"job": request.job_id} if request.job_id is not None else {}),
             extra_files=write,
+        )
+        return record, report
+
+    def import_model(
+        self, directory: Path, name: str, *, validation: Path | None = None, options: ReadOptions | None = None
+    ) -> tuple[ModelVersion, dict[str, Any]]:
+        """Store a Hugging Face sequence classifier as the next version of `name`, converted to int8 ONNX; with
+        `validation`, calibrate it on those rows and report its metrics there."""
+        from labelwise.engines.hf_import import calibrate_on, import_classifier
+
+        check_name(name)
+        started = time.perf_counter()
+        engine = import_classifier(directory)
+        labeled = None
+        if validation is not None:
+            labeled, _, _ = read_labeled(validation, options or ReadOptions(), min_examples=1)
+            calibrate_on(engine, labeled)
+        evaluated = evaluate_engine(engine, labeled) if labeled is not None else None
+        report: dict[str, Any] = {
+            "engine": engine.name,
+            "task": engine.task_.value,
+            "labels": list(engine.classes_),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "training_seconds": round(time.perf_counter() - started, 3),
+            "params": engine.get_params(),
+            "data": {"imported_from": str(directory)},
+            "calibration": engine.fit_info_.get("calibration", {}),
+            "validation": evaluated,
+            "test": None,
+        }
+
+        def write(target: Path, version: str) -> None:
+            report.update(model=name, version=version)
+            if evaluated is not None:
+                write_report(report, target / "report")
+
+        metrics: dict[str, Any] = {"headline": headline(evaluated) if evaluated is not None else {}}
+        if evaluated is not None:
+            metrics["validation"] = metrics["headline"]
+            metrics["baseline"] = asdict(baseline_from_split(evaluated))
+        record = self.store.publish(
+            name, engine, metrics=metrics, data={"imported_from": str(directory)}, extra_files=write
         )
         return record, report
 

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,12 +102,16 @@ def fit_and_evaluate(
     progress: ProgressCallback | None = None,
     encoder: TextEncoder | None = None,
     target_precision: float = abstain.DEFAULT_TARGET_PRECISION,
+    checkpoint_dir: Path | None = None,
 ) -> TrainResult:
     """Train `engine_name` on the dataset's train split and evaluate on its validation and test splits
     (`encoder`: the sentence encoder, for engines that need one); tune the abstain rule on validation for
-    `target_precision` (the report's `abstain`)."""
+    `target_precision` (the report's `abstain`). `checkpoint_dir`: where a resumable engine keeps its
+    checkpoints, so that a fit started again after a crash continues."""
     abstain.check_target(target_precision)
     engine = create_engine(engine_name, encoder=encoder, **(params or {}))
+    if checkpoint_dir is not None and engine.resumable:
+        engine.checkpoint_dir = checkpoint_dir
     started = time.perf_counter()
     engine.fit(
         dataset.train,

@@ -16,12 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.conftest import shared_encoder
+from tests.support.transformers import tiny_base_model
 
 from labelwise.domain import LabeledTexts, TaskType
 from labelwise.engines.auto import AutoEngine
 from labelwise.engines.base import Engine, HeadEngine
 from labelwise.engines.embedding import EmbeddingEngine
 from labelwise.engines.linear import LinearEngine
+from labelwise.engines.transformer import TransformerEngine
 from labelwise.engines.zeroshot import ZeroShotEngine
 from labelwise.errors import ConfigError, DataError, NotFittedError
 
@@ -32,6 +34,10 @@ ENGINES: dict[str, Callable[[], Engine]] = {
     "embedding": lambda: EmbeddingEngine(encoder=ENCODER, c_grid=(4.0, 16.0)),
     "zeroshot": lambda: ZeroShotEngine(encoder=ENCODER),
     "auto": lambda: AutoEngine(encoder=ENCODER),
+    # A two-layer BERT of width 32 (tests/support/transformers.py), a few steps on one thread.
+    "transformer": lambda: TransformerEngine(
+        base_model=str(tiny_base_model()), epochs=2, learning_rate=3e-3, batch_size=16, contrastive_pairs=2, threads=1
+    ),
 }
 
 TOPICS = {
