@@ -8,6 +8,10 @@ export LABELWISE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:54
 export LABELWISE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
 
+# llama.cpp (the `llm-test` extra) is compiled by pip: only its CPU backend, no BLAS, no tests or examples. Pip's
+# wheel cache keeps the build, so only the first install on a machine pays for it.
+LLAMA_CMAKE_ARGS ?= -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_OPENMP=OFF
+
 .PHONY: install serve test lint typecheck unit bench-accuracy bench-serve clean
 
 # Browser tests drive Debian's headless Chromium; install it when missing and we may (root with apt-get).
@@ -20,7 +24,7 @@ export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
 $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet -e '.[dev,demo,llm-test]'
 	touch $(STAMP)
 
 install: $(STAMP)

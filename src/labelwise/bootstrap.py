@@ -20,6 +20,7 @@ from labelwise.domain import ModelVersion
 from labelwise.encoder import EncoderBatcher, configure_encoder
 from labelwise.inference.cache import PredictionCache
 from labelwise.inference.manager import BatchingConfig, ModelManager
+from labelwise.llm import LLMUpstream, UpstreamConfig
 from labelwise.monitoring.drift import DriftService
 from labelwise.monitoring.feedback import FeedbackService
 from labelwise.monitoring.predictions import PredictionLog
@@ -28,8 +29,9 @@ from labelwise.registry.store import ModelStore
 from labelwise.services.aliases import AliasService
 from labelwise.services.classify import ClassifyLimits, ClassifyService
 from labelwise.services.compat import CompatService
-from labelwise.services.credits import Billing, CreditService, PriceList
+from labelwise.services.credits import Billing, CreditService, PriceList, TokenPrices
 from labelwise.services.embeddings import EmbeddingService, LazyEncoder
+from labelwise.services.generation import GenerationService
 from labelwise.services.idempotency import IdempotencyService
 from labelwise.services.job_worker import JobWorker
 from labelwise.services.jobs import JobConfig, JobService
@@ -101,7 +103,10 @@ class Container:
             redis_url, key_prefix=settings.redis_key_prefix, probe_seconds=settings.redis_probe_seconds
         )
         return RequestLimiter(
-            backend, default_limit=settings.default_rate_limit, auth_failures=settings.auth_failure_limit
+            backend,
+            default_limit=settings.default_rate_limit,
+            auth_failures=settings.auth_failure_limit,
+            token_limit=settings.llm_token_rate_limit,
         )
 
     @cached_property
@@ -203,6 +208,36 @@ class Container:
     def compat(self) -> CompatService:
         return CompatService(self.classify, self.zeroshot)
 
+    # Language models -------------------------------------------------------------------------------------------
+
+    @cached_property
+    def llm_upstream(self) -> LLMUpstream | None:
+        """The OpenAI-compatible upstream of `llm_url`; None when none is configured."""
+        settings = self.settings
+        if settings.llm_url is None:
+            return None
+        api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key is not None else None
+        config = UpstreamConfig(
+            url=settings.llm_url,
+            api_key=api_key,
+            model=settings.llm_model,
+            connect_timeout=settings.llm_connect_timeout_seconds,
+            read_timeout=settings.llm_timeout_seconds,
+            max_connections=settings.llm_max_connections,
+        )
+        return LLMUpstream(config)
+
+    @cached_property
+    def generation(self) -> GenerationService:
+        settings = self.settings
+        return GenerationService(
+            self.llm_upstream,
+            billing=self.billing,
+            limiter=self.limiter,
+            prices=TokenPrices(settings.llm_credits_per_request, settings.llm_credits_per_1000_tokens),
+            max_prompt_chars=settings.max_text_chars,
+        )
+
     # Jobs ------------------------------------------------------------------------------------------------------
 
     @cached_property
@@ -264,7 +299,10 @@ class Container:
 
     def build_server(self) -> None:
         """Build every part the server uses now, so a wiring mistake fails at start-up, not on a first request."""
-        parts = ("keys", "limiter", "idempotency", "job_worker", "monitoring", "compat", "embeddings", "aliases")
+        parts = (
+            "keys", "limiter", "idempotency", "job_worker", "monitoring", "compat", "embeddings", "aliases",
+            "generation",
+        )  # fmt: skip
         for part in parts:
             getattr(self, part)
 
@@ -292,4 +330,6 @@ class Container:
             self.executor.shutdown(wait=False, cancel_futures=True)
         if self.job_worker is not None:
             await asyncio.to_thread(self.job_worker.stop)
+        if "llm_upstream" in self.__dict__ and self.llm_upstream is not None:
+            await self.llm_upstream.close()
         self.db.dispose()

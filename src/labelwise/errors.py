@@ -113,3 +113,16 @@ class IdempotencyKeyReused(LabelwiseError):
 
     code = "idempotency_key_reused"
     http_status = 422
+
+
+class UpstreamUnavailable(LabelwiseError):
+    """The language-model upstream is down, timed out, overloaded or failed on its side (answered with Retry-After)."""
+
+    code = "upstream_unavailable"
+    http_status = 503
+
+
+class UpstreamRejected(InvalidRequest):
+    """The language-model upstream refused the request as the caller's fault (its 4xx); its message is passed on."""
+
+    code = "upstream_rejected"

@@ -24,6 +24,7 @@ from labelwise.api.routes import (
     categories,
     classify,
     embeddings,
+    generate,
     health,
     jobs,
     keys,
@@ -83,7 +84,7 @@ class LabelwiseAPI(FastAPI):
 # In matching order: a path two routers could serve goes to the first.
 ROUTERS = (
     classify, models, reports, aliases, health, web, keys, usage, embeddings, vllm, categories, labels, monitoring,
-    jobs, training,
+    jobs, training, generate,
 )  # fmt: skip
 
 

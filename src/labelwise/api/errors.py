@@ -21,7 +21,7 @@ from starlette.types import Send
 
 from labelwise.api import error_shapes
 from labelwise.api.error_shapes import Failure, Renderer
-from labelwise.errors import LabelwiseError, Overloaded, RateLimited, Unauthorized
+from labelwise.errors import LabelwiseError, Overloaded, RateLimited, Unauthorized, UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ _HTTP_CODES: Mapping[int, tuple[str, str]] = {
 # every other path answers in the native shape. Middleware refusals (auth, rate limit, body size) use it too.
 SURFACES: Sequence[tuple[str, Renderer]] = (
     ("/v1/embeddings", error_shapes.openai),
+    ("/v1/chat/completions", error_shapes.openai),
     ("/classify", error_shapes.vllm),
     ("/text/classification", error_shapes.categories),
 )
@@ -118,7 +119,7 @@ def error_response(
 def labelwise_error_response(exc: LabelwiseError, request_id: str | None, path: str | None = None) -> Response:
     """The response for one of our own errors, with the headers its status calls for."""
     headers: dict[str, str] = {}
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, Overloaded | UpstreamUnavailable):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(int(exc.details.get("retry_after", RETRY_AFTER_SECONDS)))

@@ -38,12 +38,14 @@ class _Counts:
     texts: int = 0
     characters: int = 0
     credits: int = 0
+    tokens: int = 0
 
     def add(self, other: _Counts) -> None:
         self.requests += other.requests
         self.texts += other.texts
         self.characters += other.characters
         self.credits += other.credits
+        self.tokens += other.tokens
 
 
 _Key = tuple[str, date, str]
@@ -67,6 +69,7 @@ class UsageReport:
             texts=sum(r.texts for r in self.rows),
             characters=sum(r.characters for r in self.rows),
             credits=sum(r.credits for r in self.rows),
+            tokens=sum(r.tokens for r in self.rows),
         )
 
 
@@ -114,10 +117,11 @@ class UsageMeter:
             context=lambda: {"rows": self.pending},
         )
 
-    def record(self, key: str, route: str, *, texts: int, characters: int, credits: int) -> None:
-        """Count one successful request of `texts` texts (no I/O: flushed later)."""
+    def record(self, key: str, route: str, *, texts: int, characters: int, credits: int, tokens: int = 0) -> None:
+        """Count one successful request of `texts` texts (and `tokens` language-model tokens; no I/O: flushed
+        later)."""
         counts = self._buffer.setdefault((key, self._today(), route), _Counts())
-        counts.add(_Counts(1, texts, characters, credits))
+        counts.add(_Counts(1, texts, characters, credits, tokens))
 
     @property
     def pending(self) -> int:
@@ -131,7 +135,8 @@ class UsageMeter:
                 return
             batch, self._buffer = self._buffer, {}
             entries = [
-                UsageEntry(k, d, r, c.requests, c.texts, c.characters, c.credits) for (k, d, r), c in batch.items()
+                UsageEntry(k, d, r, c.requests, c.texts, c.characters, c.credits, c.tokens)
+                for (k, d, r), c in batch.items()
             ]
             try:
                 await asyncio.to_thread(self.repo.add, entries)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # The newest revision of each branch in migrations/versions (tests/unit/storage checks it against Alembic).
-HEADS = frozenset({"0003_jobs", "0003_monitoring"})
+HEADS = frozenset({"0003_jobs", "0003_monitoring", "0004_usage_tokens"})
 
 
 def _json_text(value: Any) -> str:
