@@ -37,6 +37,7 @@ from labelwise.services.job_worker import JobWorker
 from labelwise.services.jobs import JobConfig, JobService
 from labelwise.services.keys import KeyService
 from labelwise.services.limits import LimiterBackend, RequestLimiter
+from labelwise.services.llm_classify import LLMClassifier
 from labelwise.services.reports import ReportService
 from labelwise.services.training import ModelService
 from labelwise.services.usage import UsageMeter
@@ -238,6 +239,11 @@ class Container:
             max_prompt_chars=settings.max_text_chars,
         )
 
+    @cached_property
+    def llm_classifier(self) -> LLMClassifier:
+        """Zero-shot classification by the language model (`"method": "llm"`)."""
+        return LLMClassifier(self.llm_upstream, self.classify)
+
     # Jobs ------------------------------------------------------------------------------------------------------
 
     @cached_property
@@ -301,7 +307,7 @@ class Container:
         """Build every part the server uses now, so a wiring mistake fails at start-up, not on a first request."""
         parts = (
             "keys", "limiter", "idempotency", "job_worker", "monitoring", "compat", "embeddings", "aliases",
-            "generation",
+            "generation", "llm_classifier",
         )  # fmt: skip
         for part in parts:
             getattr(self, part)

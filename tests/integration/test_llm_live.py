@@ -213,3 +213,37 @@ def test_an_upstream_that_is_down(tmp_path: Path) -> None:
         assert server.balance(key) == 10_000  # nothing billed
         lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
         assert not any(line.get("status") == 500 for line in lines)
+
+
+def test_llm_classification_is_constrained_to_the_labels_and_scored(server: Server) -> None:
+    key = server.key("classify")
+    headers = {"x-api-key": key}
+    body = {"text": "What a wonderful film, I loved every minute!", "labels": ["positive", "negative"], "method": "llm"}
+    r = httpx.post(server.base + "/v1/classify", json=body, headers=headers, timeout=60)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert (answer["model"], answer["model_version"]) == ("llm", MODEL_ALIAS)
+    assert answer["predicted"] == ["positive"]
+    assert sum(label["score"] for label in answer["labels"]) == pytest.approx(1.0)
+    assert int(r.headers["x-credits-cost"]) == 20  # the `llm` price per text
+    # Labels no model would write by itself: the grammar keeps every answer inside the set.
+    odd = ["zq_alpha", "xv_beta", "wk_gamma"]
+    texts = ["The cat sat on the mat.", "Stocks fell sharply today.", "Rain is expected tomorrow."]
+    batch = httpx.post(
+        server.base + "/v1/batch", json={"texts": texts, "labels": odd, "method": "llm"}, headers=headers, timeout=120
+    )
+    assert batch.status_code == 200, batch.text
+    for item in batch.json()["results"]:
+        assert len(item["predicted"]) == 1
+        assert item["predicted"][0] in odd
+    # The same question again comes from the cache: same answer, no upstream time.
+    again = httpx.post(server.base + "/v1/classify", json=body, headers=headers, timeout=60)
+    if again.json()["labels"] == answer["labels"] and float(again.headers["x-inference-time"]) == 0.0:
+        return
+    # Two workers: the first call may have gone to the other one, whose cache is its own. A third settles it.
+    third = httpx.post(server.base + "/v1/classify", json=body, headers=headers, timeout=60)
+    assert third.json()["labels"] == answer["labels"]
+    # Wrong use names the field.
+    wrong = httpx.post(server.base + "/v1/classify", json={"text": "x", "method": "llm"}, headers=headers)
+    assert wrong.status_code == 400
+    assert wrong.json()["error"]["param"] == "method"
