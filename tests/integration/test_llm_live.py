@@ -236,13 +236,11 @@ def test_llm_classification_is_constrained_to_the_labels_and_scored(server: Serv
     for item in batch.json()["results"]:
         assert len(item["predicted"]) == 1
         assert item["predicted"][0] in odd
-    # The same question again comes from the cache: same answer, no upstream time.
-    again = httpx.post(server.base + "/v1/classify", json=body, headers=headers, timeout=60)
-    if again.json()["labels"] == answer["labels"] and float(again.headers["x-inference-time"]) == 0.0:
-        return
-    # Two workers: the first call may have gone to the other one, whose cache is its own. A third settles it.
-    third = httpx.post(server.base + "/v1/classify", json=body, headers=headers, timeout=60)
-    assert third.json()["labels"] == answer["labels"]
+    # The same question again comes from the cache: the same answer, no time upstream. Each of the two workers
+    # has its own cache, so by the third asking one of them has answered it before.
+    repeats = [httpx.post(server.base + "/v1/classify", json=body, headers=headers, timeout=60) for _ in range(3)]
+    assert all(again.json()["labels"] == answer["labels"] for again in repeats)
+    assert any(float(again.headers["x-inference-time"]) == 0.0 for again in repeats)
     # Wrong use names the field.
     wrong = httpx.post(server.base + "/v1/classify", json={"text": "x", "method": "llm"}, headers=headers)
     assert wrong.status_code == 400
