@@ -123,7 +123,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def test_every_marked_block_exists() -> None:
-    assert set(readme_blocks()) >= {"api", "client-cli", "python", "javascript", "cli", "keys"}
+    assert set(readme_blocks()) >= {"api", "client-cli", "python", "javascript", "cli", "keys", "llm", "llm-python"}
+
+
+def test_language_model_examples(tmp_path: Path, llm_upstream: str) -> None:
+    """The curl and `openai`-client examples of "Language models", against a server with a llama.cpp upstream."""
+    from tests.integration.test_llm_live import labelwise_serve
+    from tests.llm_upstream import MODEL_ALIAS
+
+    assert '"smollm2"' in readme_blocks()["llm-python"]
+    assert MODEL_ALIAS == "smollm2"
+    with labelwise_serve(tmp_path, LABELWISE_LLM_URL=llm_upstream, LABELWISE_LLM_MODEL=MODEL_ALIAS) as live:
+        env = {**os.environ, "LABELWISE_API_KEY": live.key("generate", "classify", credits=None)}
+        script = readme_blocks()["llm"].replace("http://127.0.0.1:8000", live.base)
+        out = run(["bash", "-euo", "pipefail", "-c", script], env, tmp_path).stdout
+        generated, _, rest = out.partition("data: ")
+        assert json_documents(generated)[0]["usage"]["completion_tokens"] >= 1
+        stream, _, classified = rest.partition("data: [DONE]")
+        assert stream.strip()
+        answer = json_documents(classified)[0]
+        assert (answer["model"], answer["predicted"]) == ("llm", ["positive"])
+        code = readme_blocks()["llm-python"].replace("http://127.0.0.1:8000", live.base)
+        printed = run([sys.executable, "-c", code], env, tmp_path).stdout
+        assert printed.strip()
 
 
 def test_curl_examples(server: LiveServer) -> None:
