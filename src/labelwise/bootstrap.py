@@ -20,7 +20,7 @@ from labelwise.domain import ModelVersion
 from labelwise.encoder import EncoderBatcher, configure_encoder
 from labelwise.inference.cache import PredictionCache
 from labelwise.inference.manager import BatchingConfig, ModelManager
-from labelwise.llm import LLMUpstream, UpstreamConfig
+from labelwise.llm import LLMUpstream, UpstreamConfig, configure_upstream
 from labelwise.monitoring.drift import DriftService
 from labelwise.monitoring.feedback import FeedbackService
 from labelwise.monitoring.predictions import PredictionLog
@@ -82,6 +82,7 @@ class Container:
     @cached_property
     def store(self) -> ModelStore:
         self.configure_encoder()  # encoder engines load (or first derive) their encoder from its directory
+        configure_upstream(self.llm_config)  # stored `llm` models outside the server (eval, training) ask it
         return ModelStore(self.settings.models_dir, self.model_repo)
 
     @property
@@ -212,13 +213,13 @@ class Container:
     # Language models -------------------------------------------------------------------------------------------
 
     @cached_property
-    def llm_upstream(self) -> LLMUpstream | None:
-        """The OpenAI-compatible upstream of `llm_url`; None when none is configured."""
+    def llm_config(self) -> UpstreamConfig | None:
+        """Where the OpenAI-compatible upstream of `llm_url` is; None when none is configured."""
         settings = self.settings
         if settings.llm_url is None:
             return None
         api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key is not None else None
-        config = UpstreamConfig(
+        return UpstreamConfig(
             url=settings.llm_url,
             api_key=api_key,
             model=settings.llm_model,
@@ -226,7 +227,11 @@ class Container:
             read_timeout=settings.llm_timeout_seconds,
             max_connections=settings.llm_max_connections,
         )
-        return LLMUpstream(config)
+
+    @cached_property
+    def llm_upstream(self) -> LLMUpstream | None:
+        """The pooled client of that upstream, shared by generation and LLM classification."""
+        return None if self.llm_config is None else LLMUpstream(self.llm_config)
 
     @cached_property
     def generation(self) -> GenerationService:
@@ -241,8 +246,10 @@ class Container:
 
     @cached_property
     def llm_classifier(self) -> LLMClassifier:
-        """Zero-shot classification by the language model (`"method": "llm"`)."""
-        return LLMClassifier(self.llm_upstream, self.classify)
+        """Classification by the language model: `"method": "llm"`, and stored `llm` model versions."""
+        classifier = LLMClassifier(self.llm_upstream, self.classify)
+        self.classify.delegate("llm", classifier.stored)
+        return classifier
 
     # Jobs ------------------------------------------------------------------------------------------------------
 

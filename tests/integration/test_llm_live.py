@@ -34,6 +34,7 @@ class Server:
     base: str
     fixture: Fixture
     log: Path
+    llm_url: str = ""
 
     def key(self, *scopes: str, credits: int | None = 10_000) -> str:
         secret, _ = self.fixture.keys.create("llm", list(scopes), settings=KeyChanges(credits=credits))
@@ -67,7 +68,7 @@ def labelwise_serve(tmp_path: Path, **env: str) -> Iterator[Server]:
         process = subprocess.Popen([sys.executable, "-c", code], env=base_env, stderr=stderr, text=True)
         try:
             wait_all_ready(f"http://127.0.0.1:{port}")
-            yield Server(f"http://127.0.0.1:{port}", fixture, log)
+            yield Server(f"http://127.0.0.1:{port}", fixture, log, env.get("LABELWISE_LLM_URL", ""))
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)
@@ -245,3 +246,72 @@ def test_llm_classification_is_constrained_to_the_labels_and_scored(server: Serv
     wrong = httpx.post(server.base + "/v1/classify", json={"text": "x", "method": "llm"}, headers=headers)
     assert wrong.status_code == 400
     assert wrong.json()["error"]["param"] == "method"
+
+
+SENTIMENT = {
+    "train": [
+        ("I loved this film, it was wonderful", "positive"),
+        ("A delightful, moving story", "positive"),
+        ("Great acting and a superb script", "positive"),
+        ("Terrible, boring and far too long", "negative"),
+        ("I hated every minute of it", "negative"),
+        ("A dull, lifeless mess", "negative"),
+    ],
+    "dev": [("What a joy to watch", "positive"), ("Awful and tedious", "negative")],
+    "test": [("Brilliant and beautiful, I adored it", "positive"), ("The worst film I have ever seen", "negative")],
+}
+
+
+def test_a_stored_llm_model_is_trained_served_on_every_surface_and_evaluated(server: Server, tmp_path: Path) -> None:
+    for split, rows in SENTIMENT.items():
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWISE_")}
+    env |= {
+        "LABELWISE_DATA_DIR": str(server.fixture.settings.data_dir),
+        "LABELWISE_ENCODER_DIR": str(encoder_cache_dir()),
+        "LABELWISE_LLM_URL": server.llm_url,
+        "LABELWISE_LLM_MODEL": MODEL_ALIAS,
+    }
+    cli = [sys.executable, "-c", "from labelwise.cli.app import app; app()"]
+    trained = subprocess.run(
+        [*cli, "train", str(tmp_path / "train.jsonl"), "--name", "sentiment", "--engine", "llm",
+         "--validation", str(tmp_path / "dev.jsonl"), "--test", str(tmp_path / "test.jsonl"), "--json"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["engine"] == "llm"
+
+    key = server.key("classify")
+    headers = {"x-api-key": key}
+
+    def served() -> bool:
+        r = httpx.post(server.base + "/v1/classify", json={"text": "x", "model": "sentiment"}, headers=headers)
+        return r.status_code == 200
+
+    for _ in range(2):  # both workers pick the new model up (each polls the store)
+        wait_until(served, timeout=30)
+    r = httpx.post(
+        server.base + "/v1/classify",
+        json={"text": "An absolutely wonderful, joyful film", "model": "sentiment"},
+        headers=headers,
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["model"], r.json()["model_version"], r.json()["predicted"]) == ("sentiment", "1.0.0", ["positive"])
+    vllm = httpx.post(
+        server.base + "/classify",
+        json={"model": "sentiment", "input": ["A boring, awful film"]},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    assert vllm.status_code == 200, vllm.text
+    assert vllm.json()["data"][0]["label"] == "negative"
+
+    evaluated = subprocess.run(
+        [*cli, "eval", "sentiment", str(tmp_path / "test.jsonl"), "--json"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads(evaluated.stdout)
+    assert (metrics["model"], metrics["n"]) == ("sentiment", 2)
+    assert 0.0 <= metrics["accuracy"] <= 1.0

@@ -13,6 +13,7 @@ _ENGINES: dict[str, str] = {
     "embedding": "labelwise.engines.embedding:EmbeddingEngine",
     "zeroshot": "labelwise.engines.zeroshot:ZeroShotEngine",
     "auto": "labelwise.engines.auto:AutoEngine",
+    "llm": "labelwise.engines.llm:LLMEngine",
 }
 
 

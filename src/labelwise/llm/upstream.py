@@ -87,7 +87,7 @@ class LLMUpstream:
             response = await self._client.post("/chat/completions", json=dict(payload))
         except httpx.HTTPError as exc:
             raise self._unavailable(exc) from exc
-        body = self._checked(response.status_code, response.content)
+        body = checked_body(self.config.name, response.status_code, response.content)
         return ChatResult(body, time.perf_counter() - started)
 
     async def stream_chat(self, payload: Mapping[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
@@ -96,7 +96,7 @@ class LLMUpstream:
         try:
             async with self._client.stream("POST", "/chat/completions", json=body) as response:
                 if response.status_code >= 400:
-                    self._checked(response.status_code, await response.aread())
+                    checked_body(self.config.name, response.status_code, await response.aread())
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue  # blank separators, comments, `event:` lines
@@ -127,24 +127,66 @@ class LLMUpstream:
         await self._client.aclose()
 
     def _unavailable(self, exc: httpx.HTTPError) -> UpstreamUnavailable:
-        kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "is unreachable"
-        logger.warning("llm upstream failed", extra={"upstream": self.config.name, "error": type(exc).__name__})
-        return UpstreamUnavailable(f"{self.config.name} upstream {kind}; retry later")
+        return unavailable(self.config.name, exc)
 
-    def _checked(self, status: int, content: bytes) -> dict[str, Any]:
+
+class BlockingUpstream:
+    """The same upstream for synchronous callers: the stored `llm` engine when `labelwise eval` or training scores
+    texts outside the server. Errors are mapped as in `LLMUpstream`."""
+
+    def __init__(self, config: UpstreamConfig, transport: httpx.BaseTransport | None = None) -> None:
+        self.config = config
+        headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        self._client = httpx.Client(
+            base_url=config.url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
+
+    def chat(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            body = orjson.loads(content) if content else {}
-        except orjson.JSONDecodeError:
-            body = None
-        if status >= 500 or status == 429:
-            logger.warning("llm upstream error", extra={"upstream": self.config.name, "status": status})
-            raise UpstreamUnavailable(f"{self.config.name} upstream answered {status}; retry later")
-        if status >= 400:
-            message = _message(body) if isinstance(body, dict) else f"status {status}"
-            raise UpstreamRejected(f"{self.config.name} upstream refused the request: {message}")
-        if not isinstance(body, dict):
-            raise UpstreamUnavailable(f"{self.config.name} upstream answered something that is not a JSON object")
-        return body
+            response = self._client.post("/chat/completions", json=dict(payload))
+        except httpx.HTTPError as exc:
+            raise unavailable(self.config.name, exc) from exc
+        return checked_body(self.config.name, response.status_code, response.content)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+_configured: UpstreamConfig | None = None
+
+
+def configure_upstream(config: UpstreamConfig | None) -> None:
+    """Where stored `llm` models send their texts in this process (set by the composition root from settings)."""
+    global _configured
+    _configured = config
+
+
+def configured_upstream() -> UpstreamConfig | None:
+    return _configured
+
+
+def unavailable(name: str, exc: httpx.HTTPError) -> UpstreamUnavailable:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "is unreachable"
+    logger.warning("llm upstream failed", extra={"upstream": name, "error": type(exc).__name__})
+    return UpstreamUnavailable(f"{name} upstream {kind}; retry later")
+
+
+def checked_body(name: str, status: int, content: bytes) -> dict[str, Any]:
+    """The upstream's JSON answer, or the mapped error for its status."""
+    try:
+        body = orjson.loads(content) if content else {}
+    except orjson.JSONDecodeError:
+        body = None
+    if status >= 500 or status == 429:
+        logger.warning("llm upstream error", extra={"upstream": name, "status": status})
+        raise UpstreamUnavailable(f"{name} upstream answered {status}; retry later")
+    if status >= 400:
+        message = _message(body) if isinstance(body, dict) else f"status {status}"
+        raise UpstreamRejected(f"{name} upstream refused the request: {message}")
+    if not isinstance(body, dict):
+        raise UpstreamUnavailable(f"{name} upstream answered something that is not a JSON object")
+    return body
 
 
 def _message(body: Mapping[str, Any]) -> str:

@@ -1,17 +1,5 @@
-"""Zero-shot classification with a language model: the upstream is asked to choose one label of the set.
-
-The answer is constrained to the label set where the upstream can do it: a JSON schema whose `label` is an enum
-of the labels, sent as OpenAI's `response_format: {type: json_schema}` (vLLM, Ollama, hosted APIs); an upstream
-that refuses that form is asked again with llama.cpp's `{type: json_object, schema}` (a grammar), and one that
-refuses both gets the instruction alone. Whichever form worked is kept for the process. The answer is validated
-always: JSON with a `label` from the set, else the one label its text names; an answer naming none predicts
-nothing (scores uniform).
-
-Scores come from the token log-probabilities when the upstream returns them (`logprobs`, `top_logprobs`): along
-the tokens of the chosen label, each alternative token that continues another label's text gives that label the
-probability of the path to it; the chosen label gets the probability of its own tokens, and the scores are then
-normalized over the label set. A label whose tokens never appear among the top alternatives scores 0. Without
-log-probabilities the chosen label scores 1 and the others 0.
+"""Zero-shot classification with a language model: the upstream is asked to choose one label of the set (how it
+is asked and how its answer is read: llm/prompting.py).
 
 Results are cached per (upstream model, text, labels with descriptions, examples): the same question is not paid
 for twice by one process.
@@ -20,20 +8,18 @@ for twice by one process.
 from __future__ import annotations
 
 import asyncio
-import math
-import re
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import orjson
 
 from labelwise.domain import ModelVersion, TaskType, Timing
 from labelwise.engines.base import predictions_of
 from labelwise.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
+from labelwise.inference.manager import LoadedModel
+from labelwise.llm.prompting import FORMATS, Example, LabelSet, Scores, request, scores_of
 from labelwise.llm.upstream import LLMUpstream
 from labelwise.services.classify import Classification, ClassifyService
 from labelwise.services.credits import Payer, billed
@@ -41,54 +27,7 @@ from labelwise.services.generation import NOT_CONFIGURED
 from labelwise.services.zeroshot import check_labels
 
 LLM_ENGINE = "llm"  # the model name in responses and the price-list entry
-TOP_LOGPROBS = 10
-_FORMATS = ("json_schema", "json_object", "none")
 _CONCURRENT = 4  # texts of one request in flight to the upstream at once
-
-
-@dataclass(frozen=True, slots=True)
-class Example:
-    """A few-shot example: a text and its label."""
-
-    text: str
-    label: str
-
-
-@dataclass(frozen=True, slots=True)
-class LabelSet:
-    """What the model chooses among: labels with descriptions, and optional few-shot examples."""
-
-    labels: Mapping[str, str]
-    examples: tuple[Example, ...] = ()
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.labels)
-
-    def key(self) -> tuple[object, ...]:
-        return (tuple(self.labels.items()), self.examples)
-
-    def messages(self, text: str) -> list[dict[str, str]]:
-        lines = [f"- {name}: {desc}" if desc else f"- {name}" for name, desc in self.labels.items()]
-        system = (
-            "You classify texts. Choose the one label that fits the text best from this list:\n"
-            + "\n".join(lines)
-            + '\nAnswer with JSON only: {"label": "<one label from the list>"}.'
-        )
-        messages = [{"role": "system", "content": system}]
-        for example in self.examples:
-            messages.append({"role": "user", "content": f"Text: {example.text}"})
-            messages.append({"role": "assistant", "content": orjson.dumps({"label": example.label}).decode()})
-        messages.append({"role": "user", "content": f"Text: {text}"})
-        return messages
-
-    def schema(self) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "properties": {"label": {"type": "string", "enum": self.names}},
-            "required": ["label"],
-            "additionalProperties": False,
-        }
 
 
 class LLMClassifier:
@@ -98,8 +37,8 @@ class LLMClassifier:
         self.upstream = upstream
         self.classify_service = classify  # for its text limits and billing
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[object, ...], np.ndarray[Any, np.dtype[np.float64]]] = OrderedDict()
-        self._format = _FORMATS[0]
+        self._cache: OrderedDict[tuple[object, ...], Scores] = OrderedDict()
+        self._format = FORMATS[0]
         self._created = datetime.now(UTC)
 
     def _upstream(self) -> LLMUpstream:
@@ -158,9 +97,7 @@ class LLMClassifier:
             path="",
         )
 
-    async def scores(
-        self, texts: Sequence[str], label_set: LabelSet, model: str
-    ) -> tuple[np.ndarray[Any, np.dtype[np.float64]], float]:
+    async def scores(self, texts: Sequence[str], label_set: LabelSet, model: str) -> tuple[Scores, float]:
         """Scores (texts, labels), and the seconds spent waiting for the upstream."""
         out = np.zeros((len(texts), len(label_set.labels)), dtype=np.float64)
         semaphore = asyncio.Semaphore(_CONCURRENT)
@@ -184,121 +121,41 @@ class LLMClassifier:
         await asyncio.gather(*(one(i, text) for i, text in enumerate(texts)))
         return out, spent
 
-    async def _ask(
-        self, text: str, label_set: LabelSet, model: str
-    ) -> tuple[np.ndarray[Any, np.dtype[np.float64]], float]:
+    async def _ask(self, text: str, label_set: LabelSet, model: str) -> tuple[Scores, float]:
         upstream = self._upstream()
-        longest = max(len(name) for name in label_set.labels)
-        payload: dict[str, Any] = {
-            "model": model,
-            "messages": label_set.messages(text),
-            "temperature": 0.0,
-            "max_tokens": longest + 16,  # a label is never more tokens than characters; plus the JSON around it
-            "logprobs": True,
-            "top_logprobs": TOP_LOGPROBS,
-        }
         while True:
             style = self._format
             try:
-                result = await upstream.chat({**payload, **_response_format(style, label_set)})
+                result = await upstream.chat(request(text, label_set, model, style))
                 break
             except UpstreamRejected:
-                if style == _FORMATS[-1]:
+                if style == FORMATS[-1]:
                     raise
                 # This upstream does not take this form of constraint: try the next, and keep it.
-                self._format = _FORMATS[_FORMATS.index(style) + 1]
-        choices = result.body.get("choices") or [{}]
-        logprobs = ((choices[0] or {}).get("logprobs") or {}).get("content")
-        return answer_scores(result.text, logprobs, label_set.names), result.seconds
+                self._format = FORMATS[FORMATS.index(style) + 1]
+        return scores_of(result.body, label_set.names), result.seconds
 
-
-def _response_format(style: str, label_set: LabelSet) -> dict[str, Any]:
-    if style == "json_schema":
-        schema = {"name": "label", "schema": label_set.schema(), "strict": True}
-        return {"response_format": {"type": "json_schema", "json_schema": schema}}
-    if style == "json_object":
-        return {"response_format": {"type": "json_object", "schema": label_set.schema()}}
-    return {}
-
-
-def chosen_label(content: str, names: Sequence[str]) -> str | None:
-    """The label an answer names: JSON `{"label": ...}` from the set, else the one label its text contains."""
-    try:
-        parsed = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict) and parsed.get("label") in names:
-        return str(parsed["label"])
-    lowered = content.lower()
-    named = [n for n in names if re.search(rf"(?<!\w){re.escape(n.lower())}(?!\w)", lowered)]
-    return named[0] if len(named) == 1 else None
-
-
-def answer_scores(content: str, logprobs: object, names: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """One text's scores over `names` from the answer and, when given, its tokens' log-probabilities."""
-    scores = np.zeros(len(names), dtype=np.float64)
-    chosen = chosen_label(content, names)
-    if chosen is None:
-        scores[:] = 1.0 / len(names)
-        return scores
-    index = names.index(chosen)
-    scores[index] = 1.0
-    tokens = logprobs if isinstance(logprobs, list) else None
-    start = _label_start(content, chosen)
-    if not tokens or start is None:
-        return scores
-    mass = _label_mass(tokens, start, chosen, names)
-    if mass[index] <= 0:
-        return scores
-    normalized: Scores = mass / mass.sum()
-    return normalized
-
-
-def _label_start(content: str, label: str) -> int | None:
-    """Where the label's text starts in the answer (inside the JSON string when there is one)."""
-    quoted = orjson.dumps(label).decode()
-    at = content.find(quoted)
-    if at >= 0:
-        return at + 1
-    at = content.find(label)
-    return at if at >= 0 else None
-
-
-Scores = np.ndarray[Any, np.dtype[np.float64]]
-
-
-def _label_mass(tokens: list[Any], start: int, chosen: str, names: Sequence[str]) -> Scores:
-    """Probability of each label along the answer's tokens: the chosen label's own path, and for each other label
-    the path up to where an alternative token turns towards it."""
-    mass = np.zeros(len(names), dtype=np.float64)
-    path = 0.0  # log-probability of the chosen tokens so far, from the label's start
-    offset = 0  # characters of the answer before the current token
-    end = start + len(chosen)
-    for token in tokens:
-        if not isinstance(token, dict):
-            return mass
-        text = str(token.get("token", ""))
-        if offset + len(text) <= start:
-            offset += len(text)
-            continue
-        if offset >= end:
-            break
-        head = max(0, start - offset)  # the part of this token before the label begins
-        written = chosen[: max(0, offset - start)]  # the label's text before this token
-        for alternative in token.get("top_logprobs") or []:
-            alt = str(alternative.get("token", ""))
-            if alt == text or alt[:head] != text[:head]:
-                continue
-            candidate = written + alt[head:]
-            matches = [i for i, n in enumerate(names) if n != chosen and _continues(candidate, n)]
-            for i in matches:
-                mass[i] += math.exp(path + float(alternative.get("logprob", -math.inf))) / len(matches)
-        path += float(token.get("logprob", 0.0))
-        offset += len(text)
-    mass[list(names).index(chosen)] = math.exp(path)
-    return mass
-
-
-def _continues(candidate: str, name: str) -> bool:
-    """The text written so far leads to `name` (or is all of it, closing quote included)."""
-    return bool(candidate) and (name.startswith(candidate) or candidate.startswith(name + '"'))
+    async def stored(
+        self,
+        texts: Sequence[str],
+        loaded: LoadedModel,
+        *,
+        top_k: int | None,
+        threshold: float,
+        single: bool,
+        payer: Payer | None,
+    ) -> Classification:
+        """Classify with a stored `llm` model version: its labels, descriptions, examples and upstream model."""
+        engine: Any = loaded.engine  # an LLMEngine (engines/llm.py), by its record's engine name
+        labels = [(name, engine.descriptions_.get(name, "")) for name in engine.classes_]
+        return await self.classify(
+            texts,
+            labels,
+            model=engine.model_,
+            examples=engine.examples_,
+            top_k=top_k,
+            threshold=threshold,
+            single=single,
+            payer=payer,
+            record=loaded.record,
+        )

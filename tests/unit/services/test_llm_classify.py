@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from labelwise.services.llm_classify import LabelSet, answer_scores, chosen_label
+from labelwise.llm.prompting import LabelSet, answer_scores, chosen_label
 
 NAMES = ["sport", "science", "politics"]
 
@@ -50,7 +50,7 @@ def test_without_logprobs_the_choice_scores_one_and_no_choice_is_uniform() -> No
 
 
 def test_prompt_and_schema_carry_labels_descriptions_and_examples() -> None:
-    from labelwise.services.llm_classify import Example
+    from labelwise.llm.prompting import Example
 
     label_set = LabelSet({"sport": "games and matches", "science": ""}, (Example("the match", "sport"),))
     messages = label_set.messages("a new comet")
