@@ -36,6 +36,7 @@ SURFACES: dict[str, tuple[str, dict[str, Any], str]] = {
     "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": TEXT}], "max_tokens": 2}, "Bearer"),
 }
 SCOPES = ["classify", "generate"]
+STREAMED = {"generate-stream"}
 
 
 @pytest.fixture
@@ -97,6 +98,9 @@ async def test_every_surface_shares_headers_usage_and_log_fields(
 
     usage = await running.client.get("/v1/usage", headers={"x-api-key": key})
     rows = UsageResponse.model_validate(usage.json()).data
-    assert [(row.route, row.requests, row.texts, row.credits) for row in rows] == [
-        (route, 1, 1, int(r.headers["x-credits-cost"]))
-    ]
+    charged = int(r.headers["x-credits-cost"])
+    if surface in STREAMED:  # the headers left before the tokens were counted: they carry the reservation
+        assert len(rows) == 1
+        assert 1 <= rows[0].credits <= charged
+        charged = rows[0].credits
+    assert [(row.route, row.requests, row.texts, row.credits) for row in rows] == [(route, 1, 1, charged)]

@@ -24,7 +24,7 @@ from labelwise.services.keys import Scope
 
 router = APIRouter(prefix="/v1", tags=["generate"], responses=error_responses(400, 401, 402, 403, 413, 429, 500, 503))
 
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_SSE_HEADERS = {"cache-control": "no-cache"}
 _DONE = b"data: [DONE]\n\n"
 
 
