@@ -284,12 +284,6 @@ def test_a_stored_llm_model_is_trained_served_on_every_surface_and_evaluated(ser
     key = server.key("classify")
     headers = {"x-api-key": key}
 
-    def served() -> bool:
-        r = httpx.post(server.base + "/v1/classify", json={"text": "x", "model": "sentiment"}, headers=headers)
-        return r.status_code == 200
-
-    for _ in range(2):  # both workers pick the new model up (each polls the store)
-        wait_until(served, timeout=30)
     r = httpx.post(
         server.base + "/v1/classify",
         json={"text": "An absolutely wonderful, joyful film", "model": "sentiment"},

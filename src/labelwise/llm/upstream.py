@@ -7,6 +7,10 @@ One pooled `httpx.AsyncClient` per process, with a connect timeout (a dead host 
 - any other 4xx -> `UpstreamRejected` (400), carrying the upstream's own message, shortened;
 - an answer that is not the JSON we expect -> `UpstreamUnavailable` as well: it is not the caller's fault.
 
+One exception: llama-cpp-python's server answers a request it cannot validate with 500 and pydantic's message
+("1 validation error: ..."). That is the caller's fault whatever the status says, so a 5xx whose message is a
+validation error is `UpstreamRejected`, like the 422 other servers send for it.
+
 Cancellation needs nothing special: a caller that is cancelled (its client went away) leaves the `async with` of a
 stream or the awaited request, httpx closes that connection, and the upstream sees the disconnect.
 """
@@ -14,6 +18,7 @@ stream or the awaited request, httpx closes that connection, and the upstream se
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from labelwise.errors import UpstreamRejected, UpstreamUnavailable
 logger = logging.getLogger(__name__)
 
 _MESSAGE_CHARS = 300  # of the upstream's error message, passed on to the caller
+_VALIDATION = re.compile(r"\d+ validation errors?\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +184,8 @@ def checked_body(name: str, status: int, content: bytes) -> dict[str, Any]:
         body = orjson.loads(content) if content else {}
     except orjson.JSONDecodeError:
         body = None
+    if status >= 500 and isinstance(body, dict) and _VALIDATION.match(_message(body)):
+        raise UpstreamRejected(f"{name} upstream refused the request: {_message(body)}")
     if status >= 500 or status == 429:
         logger.warning("llm upstream error", extra={"upstream": name, "status": status})
         raise UpstreamUnavailable(f"{name} upstream answered {status}; retry later")

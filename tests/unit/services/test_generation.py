@@ -61,6 +61,7 @@ async def test_answer_and_what_is_sent() -> None:
         (422, {"detail": [{"msg": "Input should be a valid number"}]}, UpstreamRejected, "valid number"),
         (404, {"error": "model 'x' not found"}, UpstreamRejected, "not found"),
         (500, {"error": "boom"}, UpstreamUnavailable, "answered 500"),
+        (500, {"error": {"message": "1 validation error: top_p"}}, UpstreamRejected, "validation error: top_p"),
         (429, {}, UpstreamUnavailable, "answered 429"),
         (200, None, UpstreamUnavailable, "not a JSON object"),
     ],
