@@ -12,7 +12,7 @@ export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
 # wheel cache keeps the build, so only the first install on a machine pays for it.
 LLAMA_CMAKE_ARGS ?= -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_OPENMP=OFF
 
-.PHONY: install serve test lint typecheck unit bench-accuracy bench-serve clean
+.PHONY: install serve test lint typecheck unit bench-accuracy bench-serve container-smoke clean
 
 # Browser tests drive Debian's headless Chromium; install it when missing and we may (root with apt-get).
 /usr/bin/chromedriver:
@@ -24,7 +24,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULK
 $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet -e '.[dev,demo,llm-test]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet -e '.[dev,demo,ray,llm-test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -36,6 +36,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/hadolint Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -44,6 +45,10 @@ unit: $(STAMP) /usr/bin/chromedriver
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Builds the image with podman on a debootstrapped Debian base and runs it as compose.yaml does (minutes; root).
+container-smoke: $(STAMP)
+	$(BIN)/python -m tests.containers.container_smoke
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python bench/accuracy.py

@@ -6,6 +6,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,8 @@ def postgres_base_url() -> str | None:
     return os.environ.get("LABELWISE_TEST_POSTGRES_URL") or None
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
+@contextmanager
+def fresh_postgres_schema() -> Iterator[str]:
     """A URL to a fresh, empty PostgreSQL schema, dropped afterwards. Fails (not skips) when unreachable."""
     base = postgres_base_url()
     if base is None:
@@ -72,6 +73,13 @@ def postgres_url() -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL to a fresh, empty PostgreSQL schema, dropped afterwards. Fails (not skips) when unreachable."""
+    with fresh_postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -27,6 +26,7 @@ from tests.api.serving_fakes import (
     wait_all_ready,
     wait_until,
 )
+from tests.support.services import free_port, require_service
 
 from labelwise.api.server import export_settings
 from labelwise.config import Settings
@@ -41,32 +41,6 @@ LAUNCH = (
     "from tests.api.serving_fakes import reset_keyword_engine; reset_keyword_engine(); "
     "from labelwise.api.server import serve; from labelwise.config import Settings; serve(Settings(), workers=1)"
 )
-
-
-def _require(what: str) -> None:
-    if os.environ.get("LABELWISE_REQUIRE_SERVICES"):
-        pytest.fail(what)
-    pytest.skip(what)
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("LABELWISE_TEST_REDIS_URL")
-    if not url:
-        _require("LABELWISE_TEST_REDIS_URL is not set")
-    assert url is not None
-    try:
-        redis.Redis.from_url(url, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at LABELWISE_TEST_REDIS_URL is unreachable: {type(exc).__name__}")
-    return url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisServer:
@@ -107,7 +81,7 @@ class RedisServer:
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
-        _require("redis-server is not installed")
+        require_service("redis-server is not installed")
     server = RedisServer(tmp_path)
     server.start()
     try:

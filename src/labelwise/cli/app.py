@@ -15,6 +15,7 @@ from labelwise.cli import (
     client_cmd,
     jobs_cmd,
     keys_cmd,
+    migrate_cmd,
     models_cmd,
     monitor_cmd,
     serve_cmd,
@@ -47,6 +48,7 @@ app.command("drift")(monitor_cmd.drift)
 models_cmd.app.command("promote")(monitor_cmd.promote)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("worker")(worker_cmd.worker)
+app.command("migrate")(migrate_cmd.migrate)
 app.command("classify")(client_cmd.classify)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -201,18 +203,38 @@ def eval_(
     )
 
 
+RAY_LOCAL = "local"
+
+
 @app.command()
 def predict(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model: name, name@alias or name:version.")],
     text: Annotated[str | None, typer.Argument(help="A text to classify.")] = None,
-    input_: Annotated[Path | None, typer.Option("--input", help="File of texts (CSV, TSV, JSONL, Parquet).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", help="Where to write predictions.")] = None,
+    input_: Annotated[
+        str | None, typer.Option("--input", help="File of texts (CSV, TSV, JSONL, Parquet); with --ray also a URI.")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", help="Where to write predictions; with --ray a directory or URI.")
+    ] = None,
     text_col: TextCol = "text",
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Labels to show for a single text.")] = 3,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Run on Ray Data (the labelwise[ray] extra): a cluster's ADDRESS, or none for a local instance.",
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="With --ray: rows per actor call.")] = 4096,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, help="With --ray: actors (default: one per CPU).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Classify one text, or stream a whole file into a file with label and score columns."""
+    """Classify one text, or stream a whole file into a file with label and score columns (with --ray, on a Ray
+    cluster: each actor loads the model once)."""
     context: Container = ctx.obj
     if (text is None) == (input_ is None):
         fail("give either a TEXT or --input FILE", code=2)
@@ -220,8 +242,11 @@ def predict(
         if output is None:
             fail("--output is required with --input", code=2)
         assert output is not None
-        with row_progress(input_, enabled=not as_json) as advance:
-            rows = context.models.predict_file(model, input_, output, text_col=text_col, on_rows=advance)
+        if ray is not None:
+            _predict_on_ray(context, model, input_, output, ray, text_col, batch_size, concurrency, as_json)
+            return
+        with row_progress(Path(input_), enabled=not as_json) as advance:
+            rows = context.models.predict_file(model, Path(input_), Path(output), text_col=text_col, on_rows=advance)
         if as_json:
             print_json({"rows": rows, "output": str(output)})
         else:
@@ -241,6 +266,38 @@ def predict(
     )
 
 
+def _predict_on_ray(
+    context: Container,
+    model: str,
+    source: str,
+    output: str,
+    ray: str,
+    text_col: str,
+    batch_size: int,
+    concurrency: int | None,
+    as_json: bool,
+) -> None:
+    from labelwise.bulk import predict_dataset
+
+    result = predict_dataset(
+        model,
+        source,
+        output,
+        settings=context.settings,
+        text_col=text_col,
+        address=None if ray == RAY_LOCAL else ray,
+        batch_rows=batch_size,
+        concurrency=concurrency,
+        progress=not as_json,
+    )
+    if as_json:
+        print_json(
+            {"model": result.model, "model_version": result.model_version, "rows": result.rows, "output": output}
+        )
+    else:
+        console.print(f"{result.model} {result.model_version}: {result.rows:,} rows -> {output}", highlight=False)
+
+
 def _prediction_dict(prediction: Any) -> dict[str, Any]:
     return {
         "labels": [{"label": s.label, "score": s.score} for s in prediction.labels],
@@ -248,10 +305,22 @@ def _prediction_dict(prediction: Any) -> dict[str, Any]:
     }
 
 
+def _ray_address_optional(args: list[str]) -> list[str]:
+    """`predict ... --ray` with no ADDRESS (last, or before another option) means a local Ray instance. Click's own
+    optional option values do not survive Typer, so the missing value is filled in here."""
+    if "predict" not in args:
+        return args
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--ray" and (i + 1 == len(out) or out[i + 1].startswith("-")):
+            out.insert(i + 1, RAY_LOCAL)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; any `LabelwiseError`, `LabelwiseAPIError` or file problem becomes one line on stderr, exit 1."""
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=_ray_address_optional(sys.argv[1:] if argv is None else argv), standalone_mode=True)
     except LabelwiseError as exc:
         fail(exc.message)
     except LabelwiseAPIError as exc:  # from the API client (`classify`): the server's code, message, request id

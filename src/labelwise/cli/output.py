@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -51,5 +52,6 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
 def fail(message: str, code: int = 1) -> None:
     """Print one line to stderr and exit with `code`."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a message may hold brackets ("pip install 'labelwise[ray]'") that Rich would read as markup.
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
