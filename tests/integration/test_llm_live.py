@@ -123,7 +123,8 @@ def test_generate_bills_tokens_and_records_them(server: Server) -> None:
 def test_generate_stream_is_server_sent_events_ending_in_done(server: Server) -> None:
     key = server.key("generate")
     body = {"prompt": "Count: one, two,", "max_tokens": 6, "temperature": 0.0}
-    with httpx.stream("POST", server.base + "/v1/generate/stream", json=body, headers={"x-api-key": key}) as r:
+    url = server.base + "/v1/generate/stream"
+    with httpx.stream("POST", url, json=body, headers={"x-api-key": key}, timeout=120) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
@@ -167,7 +168,8 @@ def test_the_openai_client_works_unchanged(server: Server) -> None:
 def test_closing_a_stream_cancels_it_and_refunds_it(server: Server) -> None:
     key = server.key("generate")
     body = {"prompt": "Write a long story about a dragon.", "max_tokens": 1000, "temperature": 0.8}
-    with httpx.stream("POST", server.base + "/v1/generate/stream", json=body, headers={"x-api-key": key}) as r:
+    url = server.base + "/v1/generate/stream"
+    with httpx.stream("POST", url, json=body, headers={"x-api-key": key}, timeout=120) as r:
         assert r.status_code == 200
         reserved = int(r.headers["x-credits-cost"])
         assert server.balance(key) == 10_000 - reserved

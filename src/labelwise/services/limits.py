@@ -307,10 +307,13 @@ class RequestLimiter:
         return None
 
     async def spend_tokens(self, prefix: str, tokens: int) -> None:
-        """Count `tokens` generated for the key (a window takes at most its whole allowance at once)."""
+        """Count `tokens` generated for the key. A window takes at most what it has left (a moving window refuses,
+        and so would not count, a hit larger than that): a generation that goes over fills it, and the key's next
+        request is refused until enough of its tokens have aged out of the window."""
         for item in self.tokens:
-            if tokens > 0:
-                await self.backend.hit(item, "tokens", prefix, cost=min(tokens, item.amount))
+            left = (await self.backend.state(item, "tokens", prefix)).remaining
+            if min(tokens, left) > 0:
+                await self.backend.hit(item, "tokens", prefix, cost=min(tokens, left))
 
     async def record_failure(self, address: str) -> None:
         for item in self.failures:

@@ -109,3 +109,16 @@ def test_prices_and_settling_a_reservation() -> None:
     assert reservation.settle(3, tokens=120, characters=10) == Charge(3, 997)
     assert Reservation(Charge(5, 95)).settle(9, tokens=900, characters=10) == Charge(5, 95)  # capped at the reserve
     assert Reservation(Charge(5, None)).settle(2, tokens=9, characters=1) == Charge(2, None)
+
+
+async def test_tokens_fill_the_window_and_then_refuse() -> None:
+    from labelwise.services.limits import LimiterBackend, RequestLimiter
+
+    limiter = RequestLimiter(LimiterBackend(), token_limit="100/minute")
+    assert await limiter.check_tokens("k") is None
+    await limiter.spend_tokens("k", 60)
+    assert await limiter.check_tokens("k") is None
+    await limiter.spend_tokens("k", 60)  # over: the window is full, not left untouched
+    refused = await limiter.check_tokens("k")
+    assert refused is not None
+    assert refused.retry_after >= 1
