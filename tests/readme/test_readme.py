@@ -140,10 +140,10 @@ def test_language_model_examples(tmp_path: Path, llm_upstream: str) -> None:
         script = readme_blocks()["llm"].replace("http://127.0.0.1:8000", live.base)
         out = run(["bash", "-euo", "pipefail", "-c", script], env, tmp_path).stdout
         generated, _, rest = out.partition("data: ")
-        assert json_documents(generated)[0]["usage"]["completion_tokens"] >= 1
+        assert json_documents(generated.strip())[0]["usage"]["completion_tokens"] >= 1
         stream, _, classified = rest.partition("data: [DONE]")
         assert stream.strip()
-        answer = json_documents(classified)[0]
+        answer = json_documents(classified.strip())[0]
         assert (answer["model"], answer["predicted"]) == ("llm", ["positive"])
         code = readme_blocks()["llm-python"].replace("http://127.0.0.1:8000", live.base)
         printed = run([sys.executable, "-c", code], env, tmp_path).stdout
