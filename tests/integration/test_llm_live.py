@@ -286,6 +286,13 @@ def test_a_stored_llm_model_is_trained_served_on_every_surface_and_evaluated(ser
     key = server.key("classify")
     headers = {"x-api-key": key}
 
+    def served() -> bool:
+        body = {"text": "x", "model": "sentiment"}
+        return httpx.post(server.base + "/v1/classify", json=body, headers=headers, timeout=300).status_code == 200
+
+    # Each worker finds the new version when it next polls the store; fresh connections reach both (an answer
+    # to the same text is cached per worker, so this asks the model at most twice).
+    wait_until(lambda: all(served() for _ in range(6)), timeout=120)
     r = httpx.post(
         server.base + "/v1/classify",
         json={"text": "An absolutely wonderful, joyful film", "model": "sentiment"},
