@@ -36,6 +36,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint Dockerfile
 
 typecheck: $(STAMP)

@@ -28,8 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from labelwise.domain import LabeledTexts, TaskType  # noqa: E402
+from labelwise.engines.calibration import expected_calibration_error  # noqa: E402
 from labelwise.engines.linear import LinearEngine  # noqa: E402
-from labelwise.training.metrics import evaluate, expected_calibration_error  # noqa: E402
+from labelwise.training.metrics import evaluate  # noqa: E402
 
 OOS = "oos"
 

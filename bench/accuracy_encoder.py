@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from labelwise.domain import LabeledTexts
-from labelwise.encoder import configure_encoder
+from labelwise.encoder import LazyEncoder
 from labelwise.engines.auto import AutoEngine
-from labelwise.engines.base import Engine
+from labelwise.engines.base import Engine, TextEncoder
+from labelwise.engines.calibration import expected_calibration_error
 from labelwise.engines.embedding import EmbeddingEngine
 from labelwise.engines.zeroshot import ZeroShotEngine
-from labelwise.training.metrics import expected_calibration_error
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -71,11 +71,11 @@ def score(engine: Engine, test: LabeledTexts) -> tuple[float, float]:
     return float(correct.mean()), expected_calibration_error(proba.max(axis=1), correct)
 
 
-def zero_shot() -> None:
+def zero_shot(encoder: TextEncoder) -> None:
     for name in ("sst2", "trec", "emotion", "banking77"):
         test = read(name, "test")
         labels = sorted({label for (label,) in read(name, "train").labels})
-        accuracy, ece = score(ZeroShotEngine.from_labels(labels), test)
+        accuracy, ece = score(ZeroShotEngine.from_labels(labels, encoder=encoder), test)
         print(
             f"zeroshot  {name:10} labels={len(labels):3d}  accuracy {accuracy * 100:5.1f}  ECE {ece:.3f}  "
             f"(chance {100 / len(labels):.1f})",
@@ -83,14 +83,14 @@ def zero_shot() -> None:
         )
 
 
-def auto() -> None:
+def auto(encoder: TextEncoder) -> None:
     runs = {
         "banking77": stratified_split(read("banking77", "train"), 0.1, 13),
         "sst2": (read("sst2", "train"), read("sst2", "dev")),
     }
     for name, (train, validation) in runs.items():
         started = time.perf_counter()
-        engine = AutoEngine().fit(train, validation)
+        engine = AutoEngine(encoder=encoder).fit(train, validation)
         seconds = time.perf_counter() - started
         accuracy, ece = score(engine, read(name, "test"))
         selection = engine.get_params()["selection"]
@@ -102,13 +102,13 @@ def auto() -> None:
         )
 
 
-def embedding_few_shot(seeds: int) -> None:
+def embedding_few_shot(seeds: int, encoder: TextEncoder) -> None:
     train, test = read("banking77", "train"), read("banking77", "test")
     results = []
     for seed in range(seeds):
         sample = few_shot(train, 8, seed)
         started = time.perf_counter()
-        engine = EmbeddingEngine().fit(sample, LabeledTexts([], []))
+        engine = EmbeddingEngine(encoder=encoder).fit(sample, LabeledTexts([], []))
         accuracy, ece = score(engine, test)
         results.append(accuracy)
         print(
@@ -125,14 +125,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/labelwise-encoder"))
     args = parser.parse_args()
-    configure_encoder(args.cache)
+    encoder = LazyEncoder(args.cache)
     parts = set(args.only.split(","))
     if "zeroshot" in parts:
-        zero_shot()
+        zero_shot(encoder)
     if "fewshot" in parts:
-        embedding_few_shot(args.seeds)
+        embedding_few_shot(args.seeds, encoder)
     if "auto" in parts:
-        auto()
+        auto(encoder)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize_scalar
 
 from labelwise.encoder import get_encoder
+from labelwise.engines.calibration import expected_calibration_error
 from labelwise.engines.zeroshot import confidence, fit_confidence_weights, label_text
-from labelwise.training.metrics import expected_calibration_error
 
 SINGLE = ["sst2", "trec", "emotion", "banking77", "sms_spam", "clinc150"]
 MULTI = ["goemotions"]

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from labelwise.config import Settings
 from labelwise.storage.db import Database
+
+if TYPE_CHECKING:
+    from labelwise.encoder import LazyEncoder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,12 +43,17 @@ def encoder_cache_dir() -> Path:
     )
 
 
+@functools.cache
+def shared_encoder() -> LazyEncoder:
+    """The encoder engines under test are given (loaded on first use, shared by every test of the run)."""
+    from labelwise.encoder import LazyEncoder
+
+    return LazyEncoder(encoder_cache_dir())
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _shared_encoder_cache() -> None:
-    from labelwise.encoder.runtime import configure_encoder
-
-    configure_encoder(encoder_cache_dir())
-    # Apps under test configure the encoder from their settings (create_app): point those at the shared model too.
+    # Apps under test build their encoder from their settings (create_app): point those at the shared model.
     os.environ.setdefault("LABELWISE_ENCODER_DIR", str(encoder_cache_dir()))
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
 from labelwise.config import Settings
 from labelwise.domain import ModelVersion
-from labelwise.encoder import EncoderBatcher, configure_encoder
+from labelwise.encoder import EncoderBatcher, LazyEncoder
+from labelwise.engines.zeroshot import ZeroShotEngine
 from labelwise.inference.cache import PredictionCache
 from labelwise.inference.manager import BatchingConfig, ModelManager
 from labelwise.llm import LLMUpstream, UpstreamConfig, configure_upstream
@@ -30,7 +31,7 @@ from labelwise.services.aliases import AliasService
 from labelwise.services.classify import ClassifyLimits, ClassifyService
 from labelwise.services.compat import CompatService
 from labelwise.services.credits import Billing, CreditService, PriceList, TokenPrices
-from labelwise.services.embeddings import EmbeddingService, LazyEncoder
+from labelwise.services.embeddings import EmbeddingService
 from labelwise.services.generation import GenerationService
 from labelwise.services.idempotency import IdempotencyService
 from labelwise.services.job_worker import JobWorker
@@ -81,9 +82,9 @@ class Container:
 
     @cached_property
     def store(self) -> ModelStore:
-        self.configure_encoder()  # encoder engines load (or first derive) their encoder from its directory
         configure_upstream(self.llm_config)  # stored `llm` models outside the server (eval, training) ask it
-        return ModelStore(self.settings.models_dir, self.model_repo)
+        # Engines that need the sentence encoder are given this one when loaded or trained (it loads on first use).
+        return ModelStore(self.settings.models_dir, self.model_repo, encoder=self.encoder)
 
     @property
     def uploads_dir(self) -> Path:
@@ -178,18 +179,16 @@ class Container:
 
     # The encoder: embeddings and zero-shot ---------------------------------------------------------------------
 
-    def configure_encoder(self) -> None:
-        configure_encoder(self.settings.encoder_dir or self.settings.data_dir / "encoder")
-
     @cached_property
     def encoder(self) -> LazyEncoder:
-        """The sentence encoder, loaded by the first call that needs it (or at start with `preload_encoder`)."""
-        self.configure_encoder()
-        return LazyEncoder()
+        """The sentence encoder, loaded by the first call that needs it (or at start with `preload_encoder`); it
+        derives its model once into `encoder_dir`, else `data_dir/encoder`."""
+        return LazyEncoder(self.settings.encoder_dir or self.settings.data_dir / "encoder")
 
     @cached_property
     def encoder_batcher(self) -> EncoderBatcher:
-        return EncoderBatcher(self.encoder, max_queue_texts=self.settings.encoder_queue_texts)
+        settings = self.settings
+        return EncoderBatcher(self.encoder, max_queue_texts=settings.encoder_queue_texts, nice=settings.encoder_nice)
 
     @cached_property
     def embeddings(self) -> EmbeddingService:
@@ -204,7 +203,12 @@ class Container:
 
     @cached_property
     def zeroshot(self) -> ZeroShotService:
-        return ZeroShotService(self.encoder_batcher, self.classify, cache_size=self.settings.zeroshot_cache_size)
+        return ZeroShotService(
+            self.encoder_batcher,
+            self.classify,
+            build=partial(ZeroShotEngine.from_labels, encoder=self.encoder),
+            cache_size=self.settings.zeroshot_cache_size,
+        )
 
     @cached_property
     def compat(self) -> CompatService:

@@ -110,7 +110,7 @@ def predict_dataset(
     dataset = _read(ray, source, in_format)
     predicted = dataset.map_batches(
         _Classifier,
-        fn_constructor_args=(record, files, text_col, out_format),
+        fn_constructor_args=(record, files, text_col, out_format, _encoder_dir(settings)),
         batch_size=batch_rows,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
@@ -148,6 +148,11 @@ def _same_place(source: str, destination: str) -> bool:
     if "://" in source or "://" in destination:
         return source.rstrip("/") == destination.rstrip("/")
     return Path(source).resolve() == Path(destination).resolve()
+
+
+def _encoder_dir(settings: Settings) -> str:
+    """Where actors find (or derive) the sentence encoder: the directory the server and the CLI use."""
+    return str(Path(settings.encoder_dir or settings.data_dir / "encoder").absolute())
 
 
 def _pack(settings: Settings, record: ModelVersion) -> dict[str, bytes]:
@@ -214,8 +219,12 @@ def _write(ray: Any, dataset: Any, uri: str, kind: FileFormat) -> None:
 class _Classifier:
     """A Ray actor's callable: loads the model once, then adds the prediction columns to each batch."""
 
-    def __init__(self, record: ModelVersion, files: Any, text_col: str, out_format: FileFormat) -> None:
+    def __init__(
+        self, record: ModelVersion, files: Any, text_col: str, out_format: FileFormat, encoder_dir: str
+    ) -> None:
         import ray
+
+        from labelwise.encoder import LazyEncoder
 
         # `files` is a reference into the object store: every actor on a node shares the one copy there.
         packed: dict[str, bytes] = ray.get(files)
@@ -226,7 +235,8 @@ class _Classifier:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         # verify() and load() read only the version's files: no repository (and no database) is needed here.
-        store = ModelStore(self._root, cast("ModelRepository", None))
+        # Encoder engines are given the encoder of the settings' directory (derived there on first use).
+        store = ModelStore(self._root, cast("ModelRepository", None), encoder=LazyEncoder(Path(encoder_dir)))
         self._engine: Engine = store.load(record)
         self._multi = self._engine.task_ is TaskType.MULTI_LABEL
         self._text_col = text_col

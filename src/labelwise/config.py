@@ -28,6 +28,18 @@ class Settings(BaseSettings):
         default="asyncio",
         description="the workers' event loop; asyncio's measured a far shorter tail under load (bench/README.md)",
     )
+    # Behind a proxy and in browsers (see api/middleware.py: RootPathMiddleware, and Starlette's CORSMiddleware)
+    root_path: str = Field(
+        default="",
+        max_length=200,
+        description="the path prefix the server is reached under behind a proxy (e.g. /labelwise), with the proxy "
+        "stripping it or not; the docs, the web UI and their links use it",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='origins whose pages may call the API from a browser (CORS), e.g. ["https://app.example.com"]; '
+        '["*"] allows any; empty (the default): none',
+    )
     default_model: str | None = None
     max_text_chars: int = Field(default=10_000, ge=1)
     max_batch_texts: int = Field(default=512, ge=1)
@@ -41,6 +53,12 @@ class Settings(BaseSettings):
     encoder_dir: Path | None = Field(default=None, description="derived encoder model; default data_dir/encoder")
     preload_encoder: bool = Field(default=False, description="load the encoder at startup; /ready then waits for it")
     encoder_queue_texts: int = Field(default=2048, ge=1, description="texts waiting for the encoder before 503")
+    encoder_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="how much lower the encoder threads' OS priority is than the event loop's (Linux nice; 0: same)",
+    )
     zeroshot_cache_size: int = Field(default=256, ge=1, description="label sets whose zero-shot engines are kept")
 
     # Limits, credits and usage (see services/limits.py, credits.py, usage.py)
@@ -115,6 +133,23 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1, description="attempts before a chunk, and its job, fail")
     worker_poll_seconds: float = Field(default=0.5, gt=0.0, description="how often an idle worker looks for work")
 
+    @field_validator("root_path")
+    @classmethod
+    def _root_path(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and (not value.startswith("/") or any(c in value for c in "?#% \t")):
+            raise ValueError(f"{value[:50]!r}: a path such as /labelwise (starts with /, no query or spaces)")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            scheme, sep, host = origin.partition("://")
+            if origin != "*" and (not sep or scheme not in ("http", "https") or not host or "/" in host):
+                raise ValueError(f"{origin[:80]!r}: an origin is scheme://host[:port] (no path), or *")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -129,7 +164,7 @@ class Settings(BaseSettings):
         if value is None:
             return None
         from labelwise.errors import InvalidRequest
-        from labelwise.services.limits import canonical_rate_limit
+        from labelwise.rate_limit import canonical_rate_limit
 
         try:
             return canonical_rate_limit(value, param=str(info.field_name))

@@ -115,6 +115,14 @@ class IdempotencyKeyReused(LabelwiseError):
     http_status = 422
 
 
+class StorageUnavailable(StorageError):
+    """The database cannot be reached (stopped, restarting, network away): nothing is wrong with the request, and
+    the same request will work once it is back."""
+
+    code = "storage_unavailable"
+    http_status = 503
+
+
 class UpstreamUnavailable(LabelwiseError):
     """The language-model upstream is down, timed out, overloaded or failed on its side (answered with Retry-After)."""
 

@@ -46,6 +46,8 @@ EXPECTED = {
     ("GET", "/v1/usage"): "any key",
     ("POST", "/v1/embeddings"): "classify",
     ("POST", "/classify"): "classify",
+    ("POST", "/invocations"): "classify",
+    ("POST", "/pooling"): "classify",
     ("POST", "/text/classification"): "classify",
     ("POST", "/classification"): "classify",
     ("GET", "/metrics"): "admin",

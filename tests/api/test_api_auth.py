@@ -12,6 +12,7 @@ from labelwise.api.auth import KeyVerifier
 from labelwise.api.errors import UNAUTHORIZED_MESSAGE
 from labelwise.api.schemas.errors import ErrorResponse
 from labelwise.config import Settings
+from labelwise.errors import StorageUnavailable
 from labelwise.services.keys import KeyService
 from tests.api.serving_fakes import Fixture, Running, started
 
@@ -146,3 +147,32 @@ async def test_a_caller_that_goes_away_leaves_the_shared_lookup_running(fx: Fixt
     assert (await second) is not None
     assert keys.count == 1
     assert verifier.cached(key) is not None
+
+
+class UnreachableKeys(KeyService):
+    """The key store of a database that goes away when `down` is set."""
+
+    def __init__(self, real: KeyService) -> None:
+        super().__init__(real.repo)
+        self.down = False
+
+    def verify(self, key: str):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise StorageUnavailable("storage unavailable: the database cannot be reached; retry later")
+        return super().verify(key)
+
+
+async def test_keys_verified_before_keep_working_while_the_database_is_away(fx: Fixture) -> None:
+    key = fx.key()
+    keys = UnreachableKeys(fx.keys)
+    verifier = KeyVerifier(keys, ttl_seconds=0)  # every call looks the key up again
+    assert await verifier.verify(key) is not None
+    assert await verifier.verify("lw_00000000_nope") is None
+    keys.down = True
+    held = await verifier.verify(key)
+    assert held is not None
+    assert held.prefix == key.split("_")[1]
+    with pytest.raises(StorageUnavailable):  # held as invalid: no principal to fall back on
+        await verifier.verify("lw_00000000_nope")
+    with pytest.raises(StorageUnavailable):  # never seen
+        await verifier.verify(fx.key())

@@ -15,6 +15,7 @@ from labelwise.config import Settings
 from labelwise.encoder import DIMENSIONS, MODEL_ID, get_encoder
 from labelwise.services.keys import KeyChanges
 from tests.api.serving_fakes import Fixture, Running, started
+from tests.conftest import encoder_cache_dir
 
 pytestmark = pytest.mark.anyio
 
@@ -32,8 +33,8 @@ async def test_vectors_equal_the_encoders_in_input_order(running: Running, auth:
     assert [d.index for d in answer.data] == [0, 1, 2]
     got = np.asarray([d.embedding for d in answer.data], dtype=np.float32)
     assert got.shape == (3, DIMENSIONS)
-    np.testing.assert_allclose(got, get_encoder().encode(texts), atol=1e-5)
-    tokens = sum(get_encoder().count_tokens(texts))
+    np.testing.assert_allclose(got, get_encoder(encoder_cache_dir()).encode(texts), atol=1e-5)
+    tokens = sum(get_encoder(encoder_cache_dir()).count_tokens(texts))
     assert (answer.usage.prompt_tokens, answer.usage.total_tokens) == (tokens, tokens)
 
 
@@ -119,7 +120,7 @@ async def test_the_encoder_loads_lazily_unless_preloaded(
         calls.append("load")
         return get_encoder(*args, **kwargs)
 
-    monkeypatch.setattr("labelwise.services.embeddings.get_encoder", counted)
+    monkeypatch.setattr("labelwise.encoder.runtime.get_encoder", counted)
     fx.publish("intents")
     async with started(settings) as app:
         assert (await app.client.get("/ready")).status_code == 200

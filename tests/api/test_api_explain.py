@@ -9,7 +9,9 @@ import pytest
 
 from labelwise.api.schemas.classify import ClassifyResponse
 from labelwise.config import Settings
-from tests.api.monitoring_fakes import trec_model
+from labelwise.domain import LabeledTexts
+from labelwise.engines.auto import AutoEngine
+from tests.api.monitoring_fakes import read_jsonl, trec_model
 from tests.api.serving_fakes import Fixture, Running, started
 
 pytestmark = pytest.mark.anyio
@@ -44,6 +46,28 @@ async def test_linear_explanations_name_words_of_the_text(
         for term in explanation.terms:
             assert set(term.term.split()) <= words_of(text), term.term
     # "who" is what makes a question about a person.
+    assert "who" in " ".join(t.term for t in top.terms).split()
+
+
+async def test_an_auto_model_whose_winner_is_linear_gets_linear_explanations(
+    settings: Settings, fx: Fixture, auth: dict[str, str], shared_data: Path
+) -> None:
+    rows = read_jsonl(shared_data / "trec" / "train.jsonl", 1500)
+    train, validation = (
+        LabeledTexts([r["text"] for r in p], [(r["label"],) for r in p]) for p in (rows[:1200], rows[1200:])
+    )
+    auto = AutoEngine(candidates=("linear",)).fit(train, validation)
+    fx.store.publish("trec", auto, metrics={}, data={})
+    text = "Who was the first president of the United States ?"
+    async with started(settings) as running:
+        r = await running.client.post(
+            "/v1/classify", json={"text": text, "model": "trec", "explain": True, "top_k": 1}, headers=auth
+        )
+    assert r.status_code == 200, r.text
+    body = ClassifyResponse.model_validate(r.json())
+    assert body.explanations is not None
+    (top,) = body.explanations
+    assert (top.label, top.method) == ("HUM", "linear")
     assert "who" in " ".join(t.term for t in top.terms).split()
 
 

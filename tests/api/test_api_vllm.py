@@ -77,3 +77,22 @@ async def test_unauthorized_in_vllms_shape(running: Running) -> None:
     r = await running.client.post("/classify", json={"model": "intents", "input": "a"})
     assert r.status_code == 401
     assert OpenAIErrorResponse.model_validate(r.json()).error.type == "authentication_error"
+
+
+async def test_raw_scores_of_a_multi_label_model_are_log_odds(
+    running: Running, fx: Fixture, auth: dict[str, str]
+) -> None:
+    engine = trained()
+    engine.task_ = engine.task_.MULTI_LABEL
+    engine.thresholds_ = np.full(len(engine.classes_), 0.3)
+    fx.publish("tags", engine)
+    await running.manager.refresh()
+    body = {"model": "tags", "input": ["card", "password card"]}
+    scores = VllmClassifyResponse.model_validate(
+        (await running.client.post("/classify", json=body, headers=auth)).json()
+    )
+    body["use_activation"] = False
+    raw = VllmClassifyResponse.model_validate((await running.client.post("/classify", json=body, headers=auth)).json())
+    for probs, logits in zip(scores.data, raw.data, strict=True):
+        np.testing.assert_allclose(1.0 / (1.0 + np.exp(-np.asarray(logits.probs))), probs.probs, rtol=1e-9)
+        assert logits.label == probs.label

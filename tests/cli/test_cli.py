@@ -112,7 +112,7 @@ def test_multi_label_training(run: Run, tmp_path: Path) -> None:
     [
         ("text,label\nhello,a\n", ["--name", "m"], "label 'a' has 1 example"),
         ("body,label\nhello,a\nhi,a\n", ["--name", "m"], "no column 'text'"),
-        ("text,label\nhello,a\nhello,b\nx,a\ny,b\n", ["--name", "m"], "different labels"),
+        ("text,label\nhello,a\nhello,b\nx,a\ny,b\n", ["--name", "m", "--on-conflict", "error"], "different labels"),
         ("text,label\nhello,a\n,a\n", ["--name", "m"], "row 3: text is empty"),
         ("text,label\nhello,a\n", ["--name", "Not Valid"], "not a valid model name"),
         ("text,label\nhello,a\n", ["--name", "m", "--engine", "nope"], "unknown engine 'nope'"),

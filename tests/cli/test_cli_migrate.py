@@ -33,13 +33,11 @@ def test_cli_uses_the_configured_encoder_directory(tmp_path: Path) -> None:
     # The image ships the encoder derived in /opt/labelwise/encoder; a `labelwise worker` there must use it too.
     from labelwise.bootstrap import Container
     from labelwise.config import Settings
-    from labelwise.encoder import runtime
+    from labelwise.encoder import LazyEncoder
 
-    before = runtime.default_cache_dir()
-    try:
-        Container(Settings(data_dir=tmp_path / "data", encoder_dir=tmp_path / "encoder")).store  # noqa: B018
-        assert runtime.default_cache_dir() == tmp_path / "encoder"
-        Container(Settings(data_dir=tmp_path / "data", encoder_dir=None)).store  # noqa: B018
-        assert runtime.default_cache_dir() == tmp_path / "data" / "encoder"
-    finally:
-        runtime.configure_encoder(before)
+    store = Container(Settings(data_dir=tmp_path / "data", encoder_dir=tmp_path / "encoder")).store
+    assert isinstance(store.encoder, LazyEncoder)
+    assert store.encoder.cache_dir == tmp_path / "encoder"
+    store = Container(Settings(data_dir=tmp_path / "data", encoder_dir=None)).store
+    assert isinstance(store.encoder, LazyEncoder)
+    assert store.encoder.cache_dir == tmp_path / "data" / "encoder"

@@ -14,6 +14,7 @@ import openai
 import pytest
 import requests
 from tests.api.serving_fakes import Fixture, make_settings, reset_keyword_engine, serving
+from tests.conftest import encoder_cache_dir
 
 from labelwise.api import create_app
 from labelwise.api.schemas.compat import (
@@ -51,8 +52,8 @@ def test_openai_client_embeddings_and_models(server: tuple[str, str]) -> None:
         answer = client.embeddings.create(model=MODEL_ID, input=texts, **kwargs)  # type: ignore[arg-type]
         got = np.asarray([d.embedding for d in answer.data], dtype=np.float32)
         assert got.shape == (2, DIMENSIONS)
-        np.testing.assert_allclose(got, get_encoder().encode(texts), atol=1e-5)
-        assert answer.usage.prompt_tokens == sum(get_encoder().count_tokens(texts))
+        np.testing.assert_allclose(got, get_encoder(encoder_cache_dir()).encode(texts), atol=1e-5)
+        assert answer.usage.prompt_tokens == sum(get_encoder(encoder_cache_dir()).count_tokens(texts))
     ids = [m.id for m in client.models.list()]
     assert ids == ["intents", MODEL_ID]
     with pytest.raises(openai.BadRequestError) as caught:

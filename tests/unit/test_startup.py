@@ -51,3 +51,21 @@ def test_serving_a_linear_model_never_imports_scipy(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_metrics_made_in_memory_before_serve_are_moved_to_files(tmp_path: Path) -> None:
+    """The CLI imports prometheus-client (through the package) before `serve` sets PROMETHEUS_MULTIPROC_DIR; the
+    parent moves the metrics to files before forking, or says it cannot. Also guards the two non-public members of
+    prometheus-client this relies on: a newer release that drops them fails here."""
+    code = (
+        "import os, sys; from labelwise.monitoring import metrics; "
+        "from prometheus_client import values; assert not values.ValueClass._multiprocess; "
+        f"os.environ['PROMETHEUS_MULTIPROC_DIR'] = {str(tmp_path)!r}; "
+        "from labelwise.api.server import _metrics_in_files; assert _metrics_in_files(); "
+        "metrics.CACHE_HITS.inc(3); metrics.observe_request('/v1/classify', 200, 'm', '1.0.0', 2.0); "
+        "print(metrics.render().decode())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert list(tmp_path.glob("counter_*.db"))
+    assert "labelwise_cache_hits_total 3.0" in out
+    assert 'labelwise_requests_total{model="m",route="/v1/classify",status="200",version="1.0.0"} 1.0' in out

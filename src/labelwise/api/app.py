@@ -11,13 +11,20 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import iter_route_contexts
+from starlette.middleware.cors import CORSMiddleware
 
 from labelwise import __version__
 from labelwise.api.access import PUBLIC, declare_framework_routes, declared
 from labelwise.api.auth import AuthMiddleware, KeyVerifier
 from labelwise.api.errors import install_error_handlers
 from labelwise.api.metrics import MetricsMiddleware
-from labelwise.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from labelwise.api.middleware import (
+    BodyLimitMiddleware,
+    EncoderAdmissionMiddleware,
+    RequestContextMiddleware,
+    RootPathMiddleware,
+    cors_options,
+)
 from labelwise.api.ratelimit import AuthFailureGuard, RateLimitMiddleware
 from labelwise.api.routes import (
     aliases,
@@ -128,8 +135,11 @@ def create_app(
 
 def _add_middleware(app: FastAPI, container: Container, key_cache_seconds: float) -> None:
     """Added innermost first: the context (request id, access log, last-resort 500) wraps auth, auth wraps the rate
-    limit, which wraps the body size limit; all of them answer before the body is read."""
+    limit, which wraps the body size limit; all of them answer before the body is read. Innermost, encoder
+    admission refuses zero-shot and embedding work the encoder's queue has no room for, before any route runs.
+    Outermost, CORS (a browser's preflight carries no key) and the root path behind a proxy, when configured."""
     settings = container.settings
+    app.add_middleware(EncoderAdmissionMiddleware, encoder=container.encoder_batcher)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -144,3 +154,7 @@ def _add_middleware(app: FastAPI, container: Container, key_cache_seconds: float
     )
     app.add_middleware(MetricsMiddleware)  # inside the request context, outside auth: refusals are counted
     app.add_middleware(RequestContextMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, **cors_options(settings.cors_origins))
+    if settings.root_path:
+        app.add_middleware(RootPathMiddleware, root_path=settings.root_path)

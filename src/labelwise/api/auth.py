@@ -23,7 +23,7 @@ from labelwise.api.errors import UNAUTHORIZED_MESSAGE, labelwise_error_response
 from labelwise.api.middleware import header, state_of
 from labelwise.api.ratelimit import AuthFailureGuard
 from labelwise.concurrency import SharedCalls
-from labelwise.errors import Forbidden, Unauthorized
+from labelwise.errors import Forbidden, StorageUnavailable, Unauthorized
 from labelwise.services.keys import KeyService, Principal, hash_key
 
 _MAX_KEY_CHARS = 256
@@ -77,7 +77,15 @@ class KeyVerifier:
         return await self._lookups.call(digest, lambda: self._lookup(digest, key))
 
     async def _lookup(self, digest: str, key: str) -> Principal | None:
-        principal = await asyncio.to_thread(self.keys.verify, key)
+        try:
+            principal = await asyncio.to_thread(self.keys.verify, key)
+        except StorageUnavailable:
+            held = self._cache.get(digest)
+            if held is None or held[0] is None:
+                raise
+            # The database is away: a key this process verified before keeps working for another TTL (a revocation
+            # meanwhile takes effect when the database is back); any other key gets the 503.
+            principal = held[0]
         now = time.monotonic()
         if len(self._cache) >= self.max_entries:
             self._evict(now)

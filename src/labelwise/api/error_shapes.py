@@ -51,9 +51,15 @@ def openai(failure: Failure) -> tuple[int, dict[str, Any]]:
     return failure.status, {"error": {**error, "code": failure.code}}
 
 
+# The `type` vLLM's own server sends for these statuses; the others keep OpenAI's (vLLM leaves auth and rate limits
+# to the proxy in front of it).
+_VLLM_TYPES = {400: "BadRequestError", 404: "NotFoundError", 500: "InternalServerError"}
+
+
 def vllm(failure: Failure) -> tuple[int, dict[str, Any]]:
-    """vLLM's `ErrorResponse`: OpenAI's shape with the HTTP status as an integer `code`."""
-    error = {"message": failure.message, "type": _openai_type(failure.status), "param": failure.param}
+    """vLLM's `ErrorResponse`: OpenAI's shape with vLLM's error types and the HTTP status as an integer `code`."""
+    kind = _VLLM_TYPES.get(failure.status) or _openai_type(failure.status)
+    error = {"message": failure.message, "type": kind, "param": failure.param}
     return failure.status, {"error": {**error, "code": failure.status}}
 
 

@@ -21,7 +21,7 @@ from starlette.types import Send
 
 from labelwise.api import error_shapes
 from labelwise.api.error_shapes import Failure, Renderer
-from labelwise.errors import LabelwiseError, Overloaded, RateLimited, Unauthorized, UpstreamUnavailable
+from labelwise.errors import LabelwiseError, RateLimited, StorageError, Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ SURFACES: Sequence[tuple[str, Renderer]] = (
     ("/v1/embeddings", error_shapes.openai),
     ("/v1/chat/completions", error_shapes.openai),
     ("/classify", error_shapes.vllm),
+    ("/invocations", error_shapes.vllm),
+    ("/pooling", error_shapes.vllm),
     ("/text/classification", error_shapes.categories),
 )
 
@@ -119,8 +121,8 @@ def error_response(
 def labelwise_error_response(exc: LabelwiseError, request_id: str | None, path: str | None = None) -> Response:
     """The response for one of our own errors, with the headers its status calls for."""
     headers: dict[str, str] = {}
-    if isinstance(exc, Overloaded | UpstreamUnavailable):
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if exc.http_status == 503:  # overloaded, or the database away: the same request works later
+        headers["Retry-After"] = str(int(exc.details.get("retry_after", RETRY_AFTER_SECONDS)))
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(int(exc.details.get("retry_after", RETRY_AFTER_SECONDS)))
     if isinstance(exc, Unauthorized):
@@ -207,7 +209,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 async def send_internal_error(send: Send, exc: BaseException, request_id: str, path: str | None = None) -> None:
-    """Log an unexpected exception with its traceback and answer a generic 500 naming only the request id."""
+    """Log an unexpected exception with its traceback and answer a generic 500 naming only the request id.
+
+    A storage error that reached the middleware (the database went away under a key lookup) is no bug: it is
+    answered as itself (503 with `Retry-After`), unlogged; the database logs its outage once.
+    """
+    if isinstance(exc, StorageError):
+        response = labelwise_error_response(exc, request_id, path)
+        await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+        return
     logger.error("unhandled error", extra={"request_id": request_id}, exc_info=exc)
     status, shaped = renderer_for(path)(Failure(500, "internal_error", INTERNAL_MESSAGE, None, request_id))
     body = _dumps(shaped)

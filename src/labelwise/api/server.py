@@ -56,6 +56,23 @@ def serve(settings: Settings, workers: int | None = None) -> None:
     count = settings.workers if workers is None else workers
     count = count or os.cpu_count() or 1
     logger.info("starting", extra={"workers": count, "settings": settings.non_default()})
+    # Each worker keeps its Prometheus values in files in one directory, so /metrics on any worker reports all of
+    # them. prometheus-client reads the variable when it is imported, so it is set before this process imports the
+    # app (which the workers then inherit by fork). A directory the operator chose is kept as it is; ours is fresh
+    # per start and removed at exit.
+    own_dir = None
+    if count > 1 and not os.environ.get(METRICS_DIR_ENV):
+        own_dir = tempfile.mkdtemp(prefix="labelwise-metrics-")
+        os.environ[METRICS_DIR_ENV] = own_dir
+    try:
+        _serve(settings, count)
+    finally:
+        if own_dir is not None:
+            os.environ.pop(METRICS_DIR_ENV, None)
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _serve(settings: Settings, count: int) -> None:
     with _collector_paused():
         import uvicorn
 
@@ -84,33 +101,55 @@ def serve(settings: Settings, workers: int | None = None) -> None:
         uvicorn.run(create_app(settings, migrate=False), **options)
         return
     export_settings(settings)
-    # Each worker keeps its Prometheus values in files here, so /metrics on any worker reports all of them. The
-    # variable must be set before the workers start (prometheus-client reads it when a worker imports it). A
-    # directory the operator chose is kept as it is; ours is fresh per start and removed at exit.
-    own_dir = None
-    if not os.environ.get(METRICS_DIR_ENV):
-        own_dir = tempfile.mkdtemp(prefix="labelwise-metrics-")
-        os.environ[METRICS_DIR_ENV] = own_dir
+    if hasattr(socket, "SO_REUSEPORT"):
+        fork = sys.platform == "linux" and _metrics_in_files()
+        _supervise(settings.host, settings.port, count, options, fork=fork)
+    else:  # no SO_REUSEPORT (Windows): uvicorn's own workers on one shared socket
+        uvicorn.run("labelwise.api.server:worker_app", factory=True, workers=count, **options)
+
+
+def _metrics_in_files() -> bool:
+    """Make this process's Prometheus values live in `PROMETHEUS_MULTIPROC_DIR`, as forked workers need; False when
+    that cannot be done (the workers are then spawned fresh and import prometheus-client themselves).
+
+    prometheus-client chooses where values live when it is first imported. A caller that imported it before
+    `serve` set the variable (the `labelwise` CLI imports most of the package to build its commands) has values in
+    memory, which each forked worker would keep to itself: /metrics then showed almost nothing. This parent has
+    counted nothing yet, so its metrics are rebuilt empty with file-backed values. That uses two members of
+    prometheus-client's metric classes that are not public (`_is_parent`, `_metric_init`, 0.26).
+    """
+    from prometheus_client import values
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from labelwise.monitoring import metrics
+
+    if getattr(values.ValueClass, "_multiprocess", False):
+        return True
     try:
-        if hasattr(socket, "SO_REUSEPORT"):
-            _supervise(settings.host, settings.port, count, options)
-        else:  # no SO_REUSEPORT (Windows): uvicorn's own workers on one shared socket
-            uvicorn.run("labelwise.api.server:worker_app", factory=True, workers=count, **options)
-    finally:
-        if own_dir is not None:
-            os.environ.pop(METRICS_DIR_ENV, None)
-            shutil.rmtree(own_dir, ignore_errors=True)
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        for metric in vars(metrics).values():
+            if isinstance(metric, MetricWrapperBase):
+                if metric._is_parent():  # type: ignore[no-untyped-call]
+                    metric.clear()  # children are made again, with the new value class, on first use
+                else:
+                    metric._metric_init()  # type: ignore[no-untyped-call]
+        metrics._child.cache_clear()  # children the parent kept for itself (none yet; in case)
+    except Exception:
+        logger.warning("Prometheus values cannot be moved to files here; workers start fresh", exc_info=True)
+        return False
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
 
 
 _RESTART_LIMIT = 5  # workers dying within a minute of their start before the server gives up
 _STOP_SECONDS = 15.0
 
 
-def _supervise(host: str, port: int, count: int, options: dict[str, Any]) -> None:
+def _supervise(host: str, port: int, count: int, options: dict[str, Any], *, fork: bool) -> None:
     """Start `count` workers on `host:port` (SO_REUSEPORT), restart any that dies, stop all on SIGINT/SIGTERM."""
     reserved = _reuseport_socket(host, port)  # bound, never listening: holds the port, gets no connections
     port = reserved.getsockname()[1]
-    if sys.platform == "linux":
+    context: multiprocessing.context.BaseContext
+    if fork:
         # Fork from a parent that has imported the app once (`serve` did): a worker starts in a fraction of a
         # second instead of importing FastAPI, SQLAlchemy and NumPy itself (about 2 s each, both at once on
         # 2 cores). The parent runs no threads and holds no connections at this point, which makes fork safe.

@@ -26,7 +26,7 @@ from labelwise.cli.output import console, fail, print_json, print_table
 from labelwise.cli.progress import row_progress, step_progress
 from labelwise.client import LabelwiseAPIError
 from labelwise.config import Settings
-from labelwise.data import ReadOptions
+from labelwise.data import CONFLICT_RULES, ReadOptions
 from labelwise.domain import ModelVersion
 from labelwise.errors import LabelwiseError
 from labelwise.logs import configure_logging
@@ -61,23 +61,20 @@ OnConflict = Annotated[
     str,
     typer.Option(
         "--on-conflict",
-        help="Same text with different labels: 'error' (stop and list them) or 'drop' (drop those rows).",
+        help="Same text with different labels (label sets, for multi-label): 'majority' keeps its most frequent "
+        "labels and drops it on a tie, 'drop' drops it, 'error' stops and lists them.",
     ),
 ]
 
 
 def read_options(
-    text_col: str, label_col: str | None, label_sep: str | None, multi: bool | None, on_conflict: str = "error"
+    text_col: str, label_col: str | None, label_sep: str | None, multi: bool | None, on_conflict: str = "majority"
 ) -> ReadOptions:
-    if on_conflict not in ("error", "drop"):
-        fail(f"--on-conflict: {on_conflict!r}; choose error or drop", code=2)
-    return ReadOptions(
-        text_col=text_col,
-        label_col=label_col,
-        label_sep=label_sep,
-        multi_label=multi,
-        conflicts="drop" if on_conflict == "drop" else "error",
-    )
+    rule = next((rule for rule in CONFLICT_RULES if rule == on_conflict), None)
+    if rule is None:
+        fail(f"--on-conflict: {on_conflict!r}; choose {', '.join(CONFLICT_RULES)}", code=2)
+    assert rule is not None
+    return ReadOptions(text_col=text_col, label_col=label_col, label_sep=label_sep, multi_label=multi, conflicts=rule)
 
 
 @app.callback()
@@ -117,7 +114,7 @@ def train(
         bool | None, typer.Option("--multi-label/--single-label", help="Force the task type (default: detect).")
     ] = None,
     min_examples: Annotated[int, typer.Option("--min-examples", min=1, help="Fewest rows a label may have.")] = 2,
-    on_conflict: OnConflict = "error",
+    on_conflict: OnConflict = "majority",
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model on labeled data, evaluate it and publish it as a new version; its report compares it with the
@@ -154,6 +151,7 @@ def _print_trained(context: Container, record: ModelVersion, report: dict[str, A
         "labels": len(record.labels),
         "training_seconds": report["training_seconds"],
         "metrics": record.metrics["headline"],
+        "conflicts": conflict_counts(report["data"]),
         "report": str(context.models.report_path(record) / "report.html"),
     }
     if as_json:
@@ -164,9 +162,26 @@ def _print_trained(context: Container, record: ModelVersion, report: dict[str, A
         ["metric", "value"],
         [(k, v) for k, v in summary["metrics"].items()],
     )
+    conflicts = summary["conflicts"]
+    if conflicts["resolved"] or conflicts["dropped"]:
+        console.print(
+            f"conflicting labels: {conflicts['resolved']} resolved by majority, {conflicts['dropped']} dropped "
+            f"({conflicts['rows_dropped']} rows left out; --on-conflict error to stop on them instead)",
+            highlight=False,
+        )
     for warning in report["data"].get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     console.print(f"report: {summary['report']}", highlight=False)
+
+
+def conflict_counts(data: dict[str, Any]) -> dict[str, int]:
+    """Texts with conflicting labels over every file read: resolved by majority, dropped, and rows left out."""
+    stats = data.get("stats", {}).values()
+    return {
+        "resolved": sum(s.get("conflicts_resolved", 0) for s in stats),
+        "dropped": sum(s.get("conflicts_dropped", 0) for s in stats),
+        "rows_dropped": sum(s.get("conflicting_rows_dropped", 0) for s in stats),
+    }
 
 
 @app.command("eval")

@@ -7,9 +7,11 @@ from labelwise.data.dataset import Dataset, load_dataset
 from labelwise.data.formats import FileFormat, detect_format
 from labelwise.data.prediction import PredictionWriter, iter_text_batches
 from labelwise.data.split import stratified_split, stratum_keys
-from labelwise.data.validate import DataStats, ReadOptions, normalize_text, read_labeled
+from labelwise.data.validate import CONFLICT_RULES, ConflictRule, DataStats, ReadOptions, normalize_text, read_labeled
 
 __all__ = [
+    "CONFLICT_RULES",
+    "ConflictRule",
     "DataStats",
     "Dataset",
     "FileFormat",

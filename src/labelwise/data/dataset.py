@@ -186,12 +186,6 @@ def _check_not_empty(train: FileData, parts: dict[str, LabeledTexts], carved: li
 
 def _warnings(train: FileData, given: dict[str, FileData], parts: dict[str, LabeledTexts]) -> list[str]:
     warnings: list[str] = []
-    for data in (train, *given.values()):
-        if data.stats.conflicting_rows_dropped:
-            warnings.append(
-                f"{Path(data.stats.path).name}: {data.stats.conflicting_rows_dropped} rows dropped because "
-                "the same text had different labels"
-            )
     missing: list[str] = []
     present = {role: set(_label_counts(part)) for role, part in parts.items() if role != "train"}
     for label, count in train.stats.label_counts.items():

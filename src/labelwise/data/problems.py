@@ -20,6 +20,8 @@ class ProblemLog:
         self.count = 0
         self.shown: list[str] = []
         self._first_located = False
+        # A sentence on how to go on, added after the problems (e.g. the option that would accept them).
+        self.hint: str | None = None
 
     def add(self, where: str | None, problem: str) -> None:
         """Record `problem`, located at `where` ("row 17") or at the file as a whole when None."""
@@ -34,13 +36,14 @@ class ProblemLog:
 
     def message(self) -> str:
         """One line for a single problem ("train.csv row 17: text is empty"), else a counted list."""
+        hint = f"; {self.hint}" if self.hint else ""
         if self.count == 1:
             # "train.csv row 17: ..." reads naturally; a file-wide problem gets "train.csv: ...".
             separator = " " if self._first_located else ": "
-            return f"{self.source}{separator}{self.shown[0]}"
+            return f"{self.source}{separator}{self.shown[0]}{hint}"
         more = f", the first {len(self.shown)} shown" if self.count > len(self.shown) else ""
         lines = "\n".join(f"  {line}" for line in self.shown)
-        return f"{self.source}: {self.count} problems{more}:\n{lines}"
+        return f"{self.source}: {self.count} problems{more}{hint}:\n{lines}"
 
     def raise_if_any(self) -> None:
         """Raise one `DataError` carrying every problem shown and the total count, if there was any."""

@@ -2,8 +2,13 @@
 
 Every problem names its row and is collected (see `ProblemLog`), so a user fixes a file in one pass. Rows whose
 text is the same after normalization (NFKC, case folding, collapsed whitespace) and whose labels are the same
-are duplicates: the first is kept, the others are counted as exact or normalized duplicates. The same
-normalized text with different labels is a conflict: an error by default, or dropped with `conflicts="drop"`.
+are duplicates: the first is kept, the others are counted as exact or normalized duplicates.
+
+The same normalized text with different labels is a conflict. Labels are compared as a whole: in multi-label
+data a conflict is the same text with a different label set ({a, b} and {a} conflict), and the majority is the
+label set most rows give. By default (`conflicts="majority"`) the text keeps its most frequent labels and the
+other rows are dropped; a text whose most frequent labels are tied (two rows, two answers) is dropped entirely.
+`conflicts="drop"` drops every conflicting text; `conflicts="error"` reports each one as a problem.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 _ABSENT = object()
 
+ConflictRule = Literal["majority", "drop", "error"]
+CONFLICT_RULES: tuple[ConflictRule, ...] = ("majority", "drop", "error")
+
 
 @dataclass(frozen=True)
 class ReadOptions:
@@ -35,15 +43,16 @@ class ReadOptions:
     `label_col` None means "labels" when the file has that column, else "label". `label_sep` splits a label
     string into several labels ("billing|refund"). `multi_label` None means auto: multi-label when the label
     column holds lists (JSON lists, Parquet lists, or a CSV cell such as '["a", "b"]') or `label_sep` is set.
-    `conflicts` says what to do with one text given different labels: "error" (the default) or "drop" every
-    row of that text.
+    `conflicts` says what to do with one text given different labels (different label sets, for multi-label):
+    "majority" (the default) keeps its most frequent labels and drops it on an exact tie, "drop" drops every row
+    of that text, "error" reports it as a problem.
     """
 
     text_col: str = "text"
     label_col: str | None = None
     label_sep: str | None = None
     multi_label: bool | None = None
-    conflicts: Literal["error", "drop"] = "error"
+    conflicts: ConflictRule = "majority"
 
     def __post_init__(self) -> None:
         if not self.text_col:
@@ -52,14 +61,17 @@ class ReadOptions:
             raise InvalidRequest("label_col: must not be empty (leave it unset to choose automatically)")
         if self.label_sep == "":
             raise InvalidRequest("label_sep: must not be empty", param="label_sep")
-        if self.conflicts not in ("error", "drop"):
-            raise InvalidRequest(f"conflicts: must be 'error' or 'drop', not {self.conflicts!r}", param="conflicts")
+        if self.conflicts not in CONFLICT_RULES:
+            raise InvalidRequest(
+                f"conflicts: must be 'majority', 'drop' or 'error', not {self.conflicts!r}", param="conflicts"
+            )
 
 
 @dataclass(frozen=True)
 class DataStats:
     """What reading one file found. Without errors, every row read is counted once: `rows_read` equals
-    `rows_kept + exact_duplicates + normalized_duplicates + conflicting_rows_dropped`."""
+    `rows_kept + exact_duplicates + normalized_duplicates + conflicting_rows_dropped`. `conflicts_resolved`
+    counts the texts that kept their majority labels, `conflicts_dropped` those left out (tied, or rule "drop")."""
 
     path: str
     rows_read: int
@@ -70,6 +82,8 @@ class DataStats:
     sha256: str
     format: str = ""
     conflicting_rows_dropped: int = 0
+    conflicts_resolved: int = 0
+    conflicts_dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy."""
@@ -139,6 +153,8 @@ def read_file(path: Path, options: ReadOptions = ReadOptions(), *, min_examples:
         sha256=file_sha256(path),
         format=stream.format.value,
         conflicting_rows_dropped=rows.conflicting_dropped,
+        conflicts_resolved=rows.conflicts_resolved,
+        conflicts_dropped=rows.conflicts_dropped,
     )
     logger.info(
         "read labeled file",
@@ -267,66 +283,94 @@ def _parse_list_cell(cell: str) -> Any:
 
 
 class _Rows:
-    """The rows kept so far, with the duplicate and conflict bookkeeping."""
+    """The rows read so far, grouped by normalized text; `finish` keeps one row per text and counts the rest."""
 
     def __init__(self, unit: str, options: ReadOptions, log: ProblemLog) -> None:
         self.unit = unit
-        self.drop_conflicts = options.conflicts == "drop"
+        self.conflicts = options.conflicts
         self.log = log
         self.texts: list[str] = []
         self.labels: list[tuple[str, ...]] = []
         self.keys: list[str] = []
         self.rows: list[int] = []
-        self.by_key: dict[str, int] = {}
-        self.seen_raw: set[str] = set()
-        self.conflicting: set[str] = set()
+        # Normalized text -> its rows as (row, text, labels), in file order; dicts keep first-appearance order.
+        self.groups: dict[str, list[tuple[int, str, tuple[str, ...]]]] = {}
         self.exact = 0
         self.normalized = 0
         self.conflicting_dropped = 0
+        self.conflicts_resolved = 0
+        self.conflicts_dropped = 0
         self.rows_read = 0
         self.saw_list = False
 
     def add(self, row: int, text: str, labels: tuple[str, ...]) -> None:
-        """Keep the row, count it as a duplicate, or report (or mark) a conflict."""
-        key = normalize_text(text)
-        index = self.by_key.get(key)
-        if index is None:
-            self.by_key[key] = len(self.texts)
-            self.seen_raw.add(text)
-            self.texts.append(text)
-            self.labels.append(labels)
-            self.keys.append(key)
-            self.rows.append(row)
-            return
-        if key in self.conflicting:
-            self.conflicting_dropped += 1
-        elif labels == self.labels[index]:
-            if text in self.seen_raw:
+        """Remember the row under its normalized text; duplicates and conflicts are settled by `finish`."""
+        self.groups.setdefault(normalize_text(text), []).append((row, text, labels))
+
+    def finish(self) -> None:
+        """Keep one row per text: count duplicates, and report, resolve or drop texts with conflicting labels."""
+        conflicted = 0
+        for key, group in self.groups.items():
+            variants = Counter(labels for _, _, labels in group)
+            if len(variants) == 1:
+                self._keep(key, group, group[0][2])
+                continue
+            conflicted += 1
+            if self.conflicts == "error":
+                self._report(group)
+                continue
+            ranked = variants.most_common(2)
+            if self.conflicts == "majority" and ranked[0][1] > ranked[1][1]:
+                self.conflicts_resolved += 1
+                self.conflicting_dropped += len(group) - ranked[0][1]
+                self._keep(key, group, ranked[0][0])
+            else:  # "drop", or a tie for the most frequent labels
+                self.conflicts_dropped += 1
+                self.conflicting_dropped += len(group)
+        if conflicted and self.conflicts == "error":
+            self.log.hint = (
+                f"{conflicted} {'text has' if conflicted == 1 else 'texts have'} conflicting labels and on_conflict "
+                "(--on-conflict) is 'error'; 'majority' keeps each text's most frequent labels, 'drop' leaves "
+                "such texts out"
+            )
+        if self.conflicting_dropped:  # counted in the stats, which the CLI, the API and the report show
+            logger.info(
+                "rows with conflicting labels",
+                extra={
+                    "resolved": self.conflicts_resolved,
+                    "dropped": self.conflicts_dropped,
+                    "rows": self.conflicting_dropped,
+                },
+            )
+
+    def _keep(self, key: str, group: list[tuple[int, str, tuple[str, ...]]], labels: tuple[str, ...]) -> None:
+        """Keep the first row of `group` with `labels`; its other rows with those labels are duplicates."""
+        agreeing = [(row, text) for row, text, row_labels in group if row_labels == labels]
+        row, text = agreeing[0]
+        self.texts.append(text)
+        self.labels.append(labels)
+        self.keys.append(key)
+        self.rows.append(row)
+        seen = {text}
+        for _, other in agreeing[1:]:
+            if other in seen:
                 self.exact += 1
             else:
                 self.normalized += 1
-                self.seen_raw.add(text)
-        elif self.drop_conflicts:
-            self.conflicting.add(key)
-            self.conflicting_dropped += 2  # this row and the one kept before it
-        else:
-            same = "text" if text == self.texts[index] else "text (ignoring case, spacing and Unicode form)"
+                seen.add(other)
+
+    def _report(self, group: list[tuple[int, str, tuple[str, ...]]]) -> None:
+        """One problem per row whose labels differ from the first row of its text."""
+        first_row, first_text, first_labels = group[0]
+        for row, text, labels in group[1:]:
+            if labels == first_labels:
+                continue
+            same = "text" if text == first_text else "text (ignoring case, spacing and Unicode form)"
             self.log.add(
                 f"{self.unit} {row}",
-                f"same {same} as {self.unit} {self.rows[index]} but different labels "
-                f"({_show(labels)} here, {_show(self.labels[index])} there)",
+                f"same {same} as {self.unit} {first_row} but different labels "
+                f"({_show(labels)} here, {_show(first_labels)} there)",
             )
-
-    def finish(self) -> None:
-        """Remove the rows whose text turned out to have conflicting labels (with conflicts="drop")."""
-        if not self.conflicting:
-            return
-        keep = [i for i, key in enumerate(self.keys) if key not in self.conflicting]
-        self.texts = [self.texts[i] for i in keep]
-        self.labels = [self.labels[i] for i in keep]
-        self.keys = [self.keys[i] for i in keep]
-        self.rows = [self.rows[i] for i in keep]
-        logger.warning("dropped rows with conflicting labels", extra={"rows": self.conflicting_dropped})
 
     def label_counts(self) -> Counter[str]:
         """How many kept rows carry each label."""

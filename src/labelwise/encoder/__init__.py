@@ -6,8 +6,7 @@ from labelwise.encoder.runtime import (
     DIMENSIONS,
     MODEL_ID,
     Encoder,
-    configure_encoder,
-    default_cache_dir,
+    LazyEncoder,
     get_encoder,
 )
 from labelwise.encoder.windows import LONG_TEXT_CHOICES, LongText
@@ -18,9 +17,8 @@ __all__ = [
     "MODEL_ID",
     "Encoder",
     "EncoderBatcher",
+    "LazyEncoder",
     "LongText",
     "Timing",
-    "configure_encoder",
-    "default_cache_dir",
     "get_encoder",
 ]

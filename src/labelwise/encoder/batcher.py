@@ -5,12 +5,19 @@ One worker task runs the encoder in one thread, a batch at a time. A request tha
 taken first come first served up to a token budget (the encoder then sorts the batch's texts by length, so
 padding stays low). The queue is bounded in texts: a request that does not fit raises `Overloaded` at once,
 which the API answers with 503 and Retry-After, instead of letting latency grow without bound.
+
+The encoder's threads (this batcher's, and the encoder's own tokenize and inference threads, all named
+`encoder-...`) run at a lower OS priority than the event loop (`nice`, Linux per-thread nice values): when the
+encoder keeps every core busy, the loop still gets a core the moment it has work, so refusals and other quick
+answers stay quick instead of queueing behind inference for CPU time (measured in bench/overload.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -54,7 +61,8 @@ class EncoderBatcher:
 
     `max_queue_texts` bounds the texts waiting (beyond it, `Overloaded`), `max_batch_tokens` the estimated
     tokens of one batch (a single larger request still runs, alone), `retry_after_s` is the hint given to
-    clients when the queue is full.
+    clients when the queue is full, `nice` how much lower the encoder threads' OS priority is than the event
+    loop's (0: the same).
     """
 
     def __init__(
@@ -65,6 +73,7 @@ class EncoderBatcher:
         max_batch_tokens: int = 16384,
         long_text: LongText = "mean",
         retry_after_s: float = 1.0,
+        nice: int = 0,
     ) -> None:
         self._encoder = encoder
         self._max_queue_texts = max_queue_texts
@@ -77,10 +86,21 @@ class EncoderBatcher:
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._stopping = False
+        self._nice = nice
+        self._niced: set[int] = set()
 
     @property
     def queued_texts(self) -> int:
         return self._queued_texts
+
+    def check_room(self, count: int) -> None:
+        """Raise `Overloaded` if `count` more texts would not fit in the queue (cheap: for admission checks)."""
+        if self._queued_texts + count > self._max_queue_texts:
+            raise Overloaded(
+                f"the encoder queue is full ({self._queued_texts} texts waiting, the limit is "
+                f"{self._max_queue_texts}); retry in {self._retry_after_s:g} s",
+                retry_after=self._retry_after_s,
+            )
 
     async def start(self) -> None:
         """Start the worker task (call from the running event loop, e.g. in the app's lifespan)."""
@@ -122,12 +142,7 @@ class EncoderBatcher:
             raise Overloaded("the encoder is not running", retry_after=self._retry_after_s)
         if not texts:
             raise InvalidRequest("input: at least one text is required", param="input")
-        if self._queued_texts + len(texts) > self._max_queue_texts:
-            raise Overloaded(
-                f"the encoder queue is full ({self._queued_texts} texts waiting, the limit is "
-                f"{self._max_queue_texts}); retry in {self._retry_after_s:g} s",
-                retry_after=self._retry_after_s,
-            )
+        self.check_room(len(texts))
         future: asyncio.Future[tuple[NDArray[np.float32], Timing]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(list(texts), future, sum(estimate_tokens(t) for t in texts)))
         self._queued_texts += len(texts)
@@ -158,6 +173,8 @@ class EncoderBatcher:
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Request]) -> None:
         texts = [text for request in batch for text in request.texts]
+        if self._nice:
+            self._lower_encoder_threads()
         started = time.perf_counter()
         try:
             vectors = await loop.run_in_executor(
@@ -168,6 +185,9 @@ class EncoderBatcher:
                 if not request.future.done():
                     request.future.set_exception(exc)
             return
+        finally:
+            if self._nice:  # and the threads the encoder started during this batch
+                self._lower_encoder_threads()
         inference_ms = (time.perf_counter() - started) * 1000.0
         logger.debug("encoder batch: %d requests, %d texts, %.1f ms", len(batch), len(texts), inference_ms)
         offset = 0
@@ -177,3 +197,21 @@ class EncoderBatcher:
             if not request.future.done():
                 timing = Timing((started - request.enqueued) * 1000.0, inference_ms)
                 request.future.set_result((part, timing))
+
+    def _lower_encoder_threads(self) -> None:
+        """Give every `encoder-...` thread not yet seen the lower priority (threads start lazily, so each batch
+        looks, before and after; a thread id reused by a new thread is not looked at again)."""
+        try:
+            # Relative to this (the event loop's) thread: a server started under `nice` keeps the same gap.
+            target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + self._nice)
+        except (OSError, AttributeError):  # no per-thread priorities here (not Unix)
+            return
+        for thread in threading.enumerate():
+            tid = thread.native_id
+            if tid is None or tid in self._niced or not thread.name.startswith("encoder-"):
+                continue
+            self._niced.add(tid)
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, target)
+            except OSError:  # the thread just ended: nothing to lower
+                logger.debug("could not lower the priority of thread %s", thread.name)

@@ -220,31 +220,54 @@ def _load_session(path: Path, threads: int = 1) -> Any:
 
 _shared: dict[tuple[Path, int, int | None], Encoder] = {}
 _shared_lock = threading.Lock()
-_default_cache_dir: Path | None = None
-_default_threads: int | None = None
 
 
-def configure_encoder(cache_dir: Path, *, threads: int | None = None) -> None:
-    """Set where `get_encoder()` keeps its model when no directory is given (the composition root calls this
-    with settings.data_dir / "encoder")."""
-    global _default_cache_dir, _default_threads
-    _default_cache_dir, _default_threads = Path(cache_dir), threads
+def get_encoder(cache_dir: Path, *, max_tokens: int = 256, threads: int | None = None) -> Encoder:
+    """The process-wide encoder for these settings, loaded once, so every engine shares one model in memory.
 
-
-def default_cache_dir() -> Path:
-    """The configured cache directory, else $LABELWISE_DATA_DIR/encoder, else labelwise-data/encoder."""
-    if _default_cache_dir is not None:
-        return _default_cache_dir
-    return Path(os.environ.get("LABELWISE_DATA_DIR") or "labelwise-data") / "encoder"
-
-
-def get_encoder(cache_dir: Path | None = None, *, max_tokens: int = 256, threads: int | None = None) -> Encoder:
-    """The process-wide encoder for these settings, loaded once, so every engine shares one model in memory."""
-    directory = Path(cache_dir or default_cache_dir()).resolve()
-    key = (directory, max_tokens, threads or _default_threads)
+    The caller says where the model lives (settings.encoder_dir, else settings.data_dir / "encoder"): this module
+    reads no environment variable and keeps no default directory.
+    """
+    directory = Path(cache_dir).resolve()
+    key = (directory, max_tokens, threads)
     with _shared_lock:
         encoder = _shared.get(key)
         if encoder is None:
-            encoder = Encoder(directory, max_tokens=max_tokens, threads=key[2])
+            encoder = Encoder(directory, max_tokens=max_tokens, threads=threads)
             _shared[key] = encoder
         return encoder
+
+
+class LazyEncoder:
+    """The shared encoder of `cache_dir`, loaded on first use rather than at construction.
+
+    What a composition root hands to the model store, the zero-shot engines and the embedding service: a process
+    that serves only linear models never loads the ONNX model, and one that needs it loads it once.
+    """
+
+    model_id = MODEL_ID
+    dimensions = DIMENSIONS
+
+    def __init__(self, cache_dir: Path, *, threads: int | None = None) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.threads = threads
+        self._encoder: Encoder | None = None
+
+    def encoder(self) -> Encoder:
+        """The loaded encoder (loading it the first time)."""
+        # Kept after the first call: `get_encoder` resolves its directory on the filesystem every time.
+        if self._encoder is None:
+            self._encoder = get_encoder(self.cache_dir, threads=self.threads)
+        return self._encoder
+
+    @property
+    def sha256(self) -> str:
+        return self.encoder().sha256
+
+    def encode(
+        self, texts: Sequence[str], *, long_text: LongText = "mean", batch_size: int = 64
+    ) -> NDArray[np.float32]:
+        return self.encoder().encode(texts, long_text=long_text, batch_size=batch_size)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.encoder().count_tokens(texts)

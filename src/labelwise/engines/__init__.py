@@ -1,5 +1,6 @@
-"""Model backends behind one contract (`base.Engine`)."""
+"""Model backends behind one contract (`base.Engine`); the "features + head + calibrator" engines share
+`base.HeadEngine` (and `base.EncoderEngine` when their features come from the sentence encoder they are given)."""
 
-from labelwise.engines.base import Engine, ProgressCallback, rank_scores
+from labelwise.engines.base import EncoderEngine, Engine, HeadEngine, ProgressCallback, TextEncoder, rank_scores
 
-__all__ = ["Engine", "ProgressCallback", "rank_scores"]
+__all__ = ["EncoderEngine", "Engine", "HeadEngine", "ProgressCallback", "TextEncoder", "rank_scores"]

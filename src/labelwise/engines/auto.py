@@ -25,34 +25,34 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labelwise.domain import LabeledTexts, TaskType
-from labelwise.engines.base import Engine, FloatArray, ProgressCallback
-from labelwise.engines.embedding import (
-    EmbeddingEngine,
-    HeadConfig,
-    check_encoder,
-    classes_of,
-    fit_head,
-    indicator,
-    load_head,
-    save_head,
-    silent,
-    validation_rows,
+from labelwise.engines.base import (
+    EncoderEngine,
+    Engine,
+    FloatArray,
+    HeadEngine,
+    ProgressCallback,
+    Targets,
+    TextEncoder,
 )
-from labelwise.errors import DataError, ModelLoadError
-from labelwise.training.metrics import expected_calibration_error
+from labelwise.engines.calibration import expected_calibration_error
+from labelwise.engines.embedding import EmbeddingEngine
+from labelwise.engines.head import HeadConfig, fit_head
+from labelwise.engines.linear import LinearEngine
+from labelwise.engines.targets import indicator
+from labelwise.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 CANDIDATES: tuple[str, ...] = ("linear", "embedding", "combined")
 BoolArray = NDArray[np.bool_]
 
 
-class CombinedEngine(Engine):
+class CombinedEngine(EncoderEngine):
     """TF-IDF word and character n-grams joined with sentence vectors (times `embedding_weight`), one
     calibrated logistic regression over both. Used as a candidate of `auto`; not registered on its own."""
 
     name = "combined"
+    meta_file = "combined.json"
 
     def __init__(
         self,
@@ -61,33 +61,26 @@ class CombinedEngine(Engine):
         embedding_weight: float = 1.0,
         refit: bool = True,
         seed: int = 13,
+        encoder: TextEncoder | None = None,
     ) -> None:
+        self._encoder = encoder
         self.c_grid = tuple(float(c) for c in c_grid)
         self.embedding_weight = float(embedding_weight)
         self.refit = refit
         self.seed = seed
 
-    def fit(
-        self,
-        train: LabeledTexts,
-        validation: LabeledTexts,
-        *,
-        multi_label: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Self:
-        task = TaskType.MULTI_LABEL if multi_label else TaskType.SINGLE_LABEL
-        classes = classes_of(train, task)
-        val_texts, y_val = validation_rows(validation, classes, task)
-        vectors = _encoder().encode([*train.texts, *val_texts])
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
+        t = targets
+        vectors = self.encoder.encode([*train.texts, *t.val_texts])
         return self.fit_vectors(
             train.texts,
             vectors[: len(train)],
-            indicator(train.labels, classes),
-            val_texts,
+            t.y_train,
+            t.val_texts,
             vectors[len(train) :],
-            y_val,
-            classes,
-            task,
+            t.y_val,
+            t.classes,
+            t.task,
         )
 
     def fit_vectors(
@@ -117,10 +110,9 @@ class CombinedEngine(Engine):
             task,
             config,
         )
-        encoder = _encoder()
+        self._record_encoder()
         self._featurizer, self._head = featurizer, head
         self.classes_, self.task_, self.thresholds_ = classes, task, head.thresholds
-        self.encoder_ = {"model_id": encoder.model_id, "sha256": encoder.sha256}
         self.fit_info_ = {
             **head.info,
             "n_features": featurizer.n_features,
@@ -134,53 +126,29 @@ class CombinedEngine(Engine):
         dense = sparse.csr_matrix(vectors.astype(np.float64) * self.embedding_weight)
         return sparse.hstack([featurizer.transform(texts), dense], format="csr")
 
-    def predict_proba(self, texts: Sequence[str]) -> FloatArray:
-        self.check_fitted()
-        return self.predict_proba_vectors(texts, _encoder().encode(texts))
+    def _proba(self, texts: Sequence[str]) -> FloatArray:
+        return self.predict_proba_vectors(texts, self.encoder.encode(texts))
 
     def predict_proba_vectors(self, texts: Sequence[str], vectors: NDArray[np.float32]) -> FloatArray:
         self.check_fitted()
         return self._head.proba(self._features(self._featurizer, texts, vectors))
 
     def save(self, directory: Path) -> None:
-        self.check_fitted()
-        meta = {
-            "engine": self.name,
-            "format": FORMAT_VERSION,
-            "task": self.task_.value,
-            "classes": self.classes_,
-            "encoder": self.encoder_,
-            "hyperparameters": self._hyperparameters(),
-            "head": save_head(self._head, directory),
-            "fit_info": self.fit_info_,
-        }
-        (directory / "combined.json").write_text(json.dumps(meta), encoding="utf-8")
+        """Write `combined.json`, the head's arrays, and the TF-IDF vocabulary and weights."""
+        self._save_with_head(directory)
         vocabulary = self._featurizer.vocabulary_json()
         (directory / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=True), encoding="ascii")
         np.save(directory / "idf.npy", self._featurizer.idf, allow_pickle=False)
 
     @classmethod
-    def load(cls, directory: Path) -> Self:
-        from labelwise.encoder import DIMENSIONS
+    def load(cls, directory: Path, *, encoder: TextEncoder | None = None) -> Self:
         from labelwise.engines._tfidf import TfidfFeaturizer
 
-        try:
-            meta = json.loads((directory / "combined.json").read_text(encoding="utf-8"))
-            if meta.get("engine") != cls.name or meta.get("format") != FORMAT_VERSION:
-                raise ValueError(f"not a combined model of format {FORMAT_VERSION}")
-            engine = cls(**meta["hyperparameters"])
+        with cls._loading(directory):
             vocabulary = json.loads((directory / "vocabulary.json").read_text(encoding="ascii"))
             featurizer = TfidfFeaturizer.from_json(vocabulary, np.load(directory / "idf.npy", allow_pickle=False))
-            classes = [str(c) for c in meta["classes"]]
-            head = load_head(meta["head"], directory, featurizer.n_features + DIMENSIONS, len(classes))
-            recorded = dict(meta["encoder"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelLoadError(f"cannot load combined model from {directory.name}: {exc}") from exc
-        check_encoder(recorded, directory.name)
-        engine._featurizer, engine._head = featurizer, head
-        engine.classes_, engine.task_, engine.thresholds_ = classes, TaskType(meta["task"]), head.thresholds
-        engine.encoder_ = recorded
-        engine.fit_info_ = dict(meta.get("fit_info") or {})
+        engine = cls._load_with_head(directory, encoder, lambda given: featurizer.n_features + given.dimensions)
+        engine._featurizer = featurizer
         return engine
 
     def _hyperparameters(self) -> dict[str, Any]:
@@ -191,45 +159,32 @@ class CombinedEngine(Engine):
             "seed": self.seed,
         }
 
-    def get_params(self) -> dict[str, Any]:
-        params = self._hyperparameters()
-        if self.is_fitted():
-            params["fit_info"] = self.fit_info_
-        return params
+    def _fitted_params(self) -> dict[str, Any]:
+        return {"fit_info": self.fit_info_}
 
 
-class AutoEngine(Engine):
+class AutoEngine(HeadEngine):
     """Fits the candidates, keeps the best on validation data (see the module docstring)."""
 
     name = "auto"
+    meta_file = "auto.json"
+    needs_validation = True  # candidates are compared on held-out rows
+    needs_encoder = True  # for the candidates that embed; a linear winner never touches it
 
-    def __init__(self, *, candidates: Sequence[str] = CANDIDATES, seed: int = 13) -> None:
+    def __init__(
+        self, *, candidates: Sequence[str] = CANDIDATES, seed: int = 13, encoder: TextEncoder | None = None
+    ) -> None:
+        self._encoder = encoder
         self.candidates = tuple(candidates)
         self.seed = seed
 
-    def fit(
-        self,
-        train: LabeledTexts,
-        validation: LabeledTexts,
-        *,
-        multi_label: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
         """Fit every candidate without refitting, score them on `validation`, refit the winner."""
-        step = progress or silent
-        unknown = [c for c in self.candidates if c not in CANDIDATES]
-        if unknown or not self.candidates:
-            raise DataError(f"candidates: choose among {', '.join(CANDIDATES)}", param="candidates")
-        task = TaskType.MULTI_LABEL if multi_label else TaskType.SINGLE_LABEL
-        classes = classes_of(train, task)
-        val_texts, y_val = validation_rows(validation, classes, task)
-        if not val_texts:
-            raise DataError("validation: no rows with a label seen in train", param="validation")
-        y_train = indicator(train.labels, classes)
-        data = _Data(train, validation, val_texts, y_train, y_val, classes, task, multi_label)
+        task, val_texts, y_val = targets.task, targets.val_texts, targets.y_val
+        data = _Data(train, validation, targets, self._encoder)
         if any(c != "linear" for c in self.candidates):
             step("embedding texts", 0.0)
-            vectors = _encoder().encode([*train.texts, *val_texts])
+            vectors = self.encoder.encode([*train.texts, *val_texts])
             data.x_train, data.x_val = vectors[: len(train)], vectors[len(train) :]
         report: dict[str, dict[str, Any]] = {}
         for i, name in enumerate(self.candidates):
@@ -252,42 +207,45 @@ class AutoEngine(Engine):
         step("done", 1.0)
         return self
 
-    def predict_proba(self, texts: Sequence[str]) -> FloatArray:
-        self.check_fitted()
+    def _check_hyperparameters(self) -> None:
+        unknown = [c for c in self.candidates if c not in CANDIDATES]
+        if unknown or not self.candidates:
+            raise DataError(f"candidates: choose among {', '.join(CANDIDATES)}", param="candidates")
+
+    def _proba(self, texts: Sequence[str]) -> FloatArray:
         return self._chosen.predict_proba(texts)
+
+    def explainer(self) -> Engine:
+        """The chosen candidate: a linear winner gets the linear explanation."""
+        self.check_fitted()
+        return self._chosen.explainer()
 
     def save(self, directory: Path) -> None:
         """Write `auto.json` (which candidate, and why) and the chosen engine's own files."""
         self.check_fitted()
-        meta = {"engine": self.name, "format": FORMAT_VERSION, "chosen": self._chosen.name, "params": self.get_params()}
-        (directory / "auto.json").write_text(json.dumps(meta), encoding="utf-8")
+        self._write_meta(directory, {"chosen": self._chosen.name, "params": self.get_params()})
         self._chosen.save(directory)
 
     @classmethod
-    def load(cls, directory: Path) -> Self:
-        try:
-            meta = json.loads((directory / "auto.json").read_text(encoding="utf-8"))
-            if meta.get("engine") != cls.name or meta.get("format") != FORMAT_VERSION:
-                raise ValueError(f"not an auto model of format {FORMAT_VERSION}")
+    def load(cls, directory: Path, *, encoder: TextEncoder | None = None) -> Self:
+        with cls._loading(directory):
+            meta = cls._read_meta(directory)
             chosen_name = str(meta["chosen"])
             if chosen_name not in CANDIDATES:
                 raise ValueError(f"unknown chosen engine {chosen_name!r}")
             params = meta["params"]
-            engine = cls(candidates=params["candidates"], seed=params["seed"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelLoadError(f"cannot load auto model from {directory.name}: {exc}") from exc
-        chosen = _candidate_class(chosen_name).load(directory)
+            engine = cls(candidates=params["candidates"], seed=params["seed"], encoder=encoder)
+        chosen = _candidate_class(chosen_name).load(directory, encoder=encoder)
         engine._chosen = chosen
         engine.classes_, engine.task_, engine.thresholds_ = chosen.classes_, chosen.task_, chosen.thresholds_
         engine.selection_ = dict(params.get("selection") or {})
         return engine
 
-    def get_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"candidates": list(self.candidates), "seed": self.seed}
-        if self.is_fitted():
-            params["selection"] = self.selection_
-            params["chosen_params"] = self._chosen.get_params()
-        return params
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {"candidates": list(self.candidates), "seed": self.seed}
+
+    def _fitted_params(self) -> dict[str, Any]:
+        return {"selection": self.selection_, "chosen_params": self._chosen.get_params()}
 
 
 class _Data:
@@ -297,15 +255,13 @@ class _Data:
         self,
         train: LabeledTexts,
         validation: LabeledTexts,
-        val_texts: list[str],
-        y_train: BoolArray,
-        y_val: BoolArray,
-        classes: list[str],
-        task: TaskType,
-        multi_label: bool,
+        targets: Targets,
+        encoder: TextEncoder | None,
     ) -> None:
-        self.train, self.validation, self.val_texts = train, validation, val_texts
-        self.y_train, self.y_val, self.classes, self.task, self.multi_label = y_train, y_val, classes, task, multi_label
+        self.train, self.validation, self.val_texts = train, validation, targets.val_texts
+        self.y_train, self.y_val = targets.y_train, targets.y_val
+        self.classes, self.task = targets.classes, targets.task
+        self.multi_label, self.encoder = targets.task is TaskType.MULTI_LABEL, encoder
         self.x_train: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self.x_val: NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
 
@@ -313,16 +269,14 @@ class _Data:
 def _fit_candidate(name: str, data: _Data, *, refit: bool, seed: int) -> tuple[Engine, FloatArray]:
     """A fitted candidate and its probabilities on the validation texts."""
     if name == "linear":
-        from labelwise.engines.factory import create_engine
-
-        linear = create_engine("linear", refit=refit, seed=seed)
+        linear = LinearEngine(refit=refit, seed=seed)
         linear.fit(data.train, data.validation, multi_label=data.multi_label)
         return linear, linear.predict_proba(data.val_texts)
     if name == "embedding":
-        embedding = EmbeddingEngine(refit=refit, seed=seed)
+        embedding = EmbeddingEngine(refit=refit, seed=seed, encoder=data.encoder)
         embedding.fit_vectors(data.x_train, data.y_train, data.x_val, data.y_val, data.classes, data.task)
         return embedding, embedding.predict_proba_vectors(data.x_val)
-    combined = CombinedEngine(refit=refit, seed=seed)
+    combined = CombinedEngine(refit=refit, seed=seed, encoder=data.encoder)
     combined.fit_vectors(
         data.train.texts, data.x_train, data.y_train, data.val_texts, data.x_val, data.y_val, data.classes, data.task
     )
@@ -343,14 +297,5 @@ def _score(engine: Engine, proba: FloatArray, targets: BoolArray, task: TaskType
 
 
 def _candidate_class(name: str) -> type[Engine]:
-    if name == "linear":
-        from labelwise.engines.factory import engine_class
-
-        return engine_class("linear")
-    return EmbeddingEngine if name == "embedding" else CombinedEngine
-
-
-def _encoder() -> Any:
-    from labelwise.encoder import get_encoder
-
-    return get_encoder()
+    candidates: dict[str, type[Engine]] = {"linear": LinearEngine, "embedding": EmbeddingEngine}
+    return candidates.get(name, CombinedEngine)

@@ -8,31 +8,71 @@
   to 1 for single-label models; multi-label columns are independent.
 - `save(directory)` writes only data files (arrays and JSON, never pickle); `load(directory)` reads them back.
 - Calling `predict_proba` or `save` before `fit`/`load` raises `NotFittedError`.
+- Engines that need the sentence encoder (`needs_encoder`) are given it: `encoder=` to `__init__` and `load`.
+  Nothing here reaches for a process-wide one; the composition root decides which encoder a process runs.
+- `explanation` says which explanation method fits the engine (see `engines/explain.py`); `explainer()` is the
+  engine whose method applies (an `auto` model answers with its chosen candidate).
+
+`HeadEngine` is the base of the "features + head + calibrator" engines: an engine supplies its features and its
+head; the data and label checks, calibration and threshold tuning (`engines/head.py`), the metadata file and
+the loading errors are written once, here.
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
 
 import numpy as np
 from numpy.typing import NDArray
 
 from labelwise.domain import LabeledTexts, LabelScore, Prediction, TaskType
-from labelwise.errors import NotFittedError
+from labelwise.encoder.windows import LongText
+from labelwise.engines.head import Head, load_head, save_head
+from labelwise.engines.targets import BoolArray, classes_of, indicator, task_of, validation_rows
+from labelwise.errors import ConfigError, ModelLoadError, NotFittedError
+
+if TYPE_CHECKING:
+    from labelwise.engines._tfidf import TfidfFeaturizer
 
 # Called with (step description, fraction done in [0, 1]) during long fits.
 ProgressCallback = Callable[[str, float], None]
 
 FloatArray = NDArray[np.float64]
 
+# "linear": a score is a sum of per-feature weights, so each word's share is read off the weights (fast);
+# "leave_one_out": the text is scored again without each word (any engine, one prediction per word).
+ExplanationMethod = Literal["linear", "leave_one_out"]
+
+
+class TextEncoder(Protocol):
+    """What engines need of a sentence encoder (`labelwise.encoder.Encoder` is one)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def encode(
+        self, texts: Sequence[str], *, long_text: LongText = "mean", batch_size: int = 64
+    ) -> NDArray[np.float32]: ...
+
 
 class Engine(ABC):
     """A text classifier backend. Subclasses set `name` and implement the abstract methods."""
 
     name: ClassVar[str]
+    needs_encoder: ClassVar[bool] = False
+    explanation: ClassVar[ExplanationMethod] = "leave_one_out"
 
     classes_: list[str]
     task_: TaskType
@@ -59,8 +99,8 @@ class Engine(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, directory: Path) -> Self:
-        """Read a model written by `save`."""
+    def load(cls, directory: Path, *, encoder: TextEncoder | None = None) -> Self:
+        """Read a model written by `save` (`encoder`: the sentence encoder, for engines that need one)."""
 
     @abstractmethod
     def get_params(self) -> dict[str, Any]:
@@ -84,6 +124,14 @@ class Engine(ABC):
         over = proba >= self.thresholds_[np.newaxis, :]
         return [[classes[j] for j in np.flatnonzero(row)] for row in over]
 
+    def explainer(self) -> Engine:
+        """The engine whose `explanation` method explains this one's scores: itself, unless it delegates."""
+        return self
+
+    def feature_weights(self) -> tuple[TfidfFeaturizer, NDArray[np.float32]]:
+        """The featurizer and (n_features, n_classes) weights of an engine whose `explanation` is "linear"."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-feature weights")
+
     def predict(self, texts: Sequence[str]) -> list[list[str]]:
         return self.decide(self.predict_proba(texts))
 
@@ -93,6 +141,171 @@ class Engine(ABC):
         """Ranked label scores and the decision for each text."""
         proba = self.predict_proba(texts)
         return predictions_of(self.classes_, proba, self.decide(proba), top_k=top_k, threshold=threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """Checked training data as arrays: the label set, the task, gold indicators and the usable validation rows."""
+
+    task: TaskType
+    classes: list[str]
+    y_train: BoolArray
+    val_texts: list[str]
+    y_val: BoolArray
+
+
+class HeadEngine(Engine):
+    """Base of the engines that score their features with a calibrated head (linear, embedding, zeroshot, auto).
+
+    A subclass sets `name` and `meta_file` (its JSON metadata, whose name existing artifacts fix), and says
+    whether it can fit without held-out rows (`needs_validation`). It supplies its features and head through
+    `fit`, `_proba`, `save`, `load` and `_hyperparameters`; this class gives every one of them the same checks.
+    """
+
+    meta_file: ClassVar[str]
+    format_version: ClassVar[int] = 1
+    needs_validation: ClassVar[bool] = False
+
+    fit_info_: dict[str, Any]
+    _encoder: TextEncoder | None = None
+
+    @property
+    def encoder(self) -> TextEncoder:
+        """The sentence encoder this engine was given; `ConfigError` when it needs one and was given none."""
+        if self._encoder is None:
+            raise ConfigError(f"the {self.name} engine needs a sentence encoder: pass encoder= when creating it")
+        return self._encoder
+
+    def fit(
+        self,
+        train: LabeledTexts,
+        validation: LabeledTexts,
+        *,
+        multi_label: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Self:
+        """Check the hyperparameters, then the data (the same checks and messages for every engine, see
+        `engines/targets.py`), then let the engine fit its features and head from the checked targets."""
+        self._check_hyperparameters()
+        task = task_of(multi_label)
+        classes = classes_of(train, task)
+        val_texts, y_val = validation_rows(validation, classes, task, required=self.needs_validation)
+        targets = Targets(task, classes, indicator(train.labels, classes), val_texts, y_val)
+        return self._fit(train, validation, targets, progress or silent)
+
+    def _check_hyperparameters(self) -> None:
+        """`DataError` naming the hyperparameter that cannot work (run before any data is looked at)."""
+
+    @abstractmethod
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
+        """Learn from checked data: `targets` holds the label set, the task and the usable validation rows."""
+
+    def predict_proba(self, texts: Sequence[str]) -> FloatArray:
+        """Calibrated scores, one row per text, one column per entry of `classes_`."""
+        self.check_fitted()
+        if isinstance(texts, str):
+            raise TypeError("predict_proba takes a sequence of texts, not one string")
+        return self._proba(texts)
+
+    @abstractmethod
+    def _proba(self, texts: Sequence[str]) -> FloatArray:
+        """`predict_proba` of a fitted engine, for a sequence of texts."""
+
+    @abstractmethod
+    def _hyperparameters(self) -> dict[str, Any]:
+        """The `__init__` arguments as JSON (what `load` passes back to `__init__`)."""
+
+    def _fitted_params(self) -> dict[str, Any]:
+        """What `get_params` adds once fitted: by default the fit's record, merged in."""
+        return dict(self.fit_info_)
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters, plus after fit what the fit chose and measured."""
+        params = self._hyperparameters()
+        if self.is_fitted():
+            params.update(self._fitted_params())
+        return params
+
+    def _write_meta(self, directory: Path, meta: dict[str, Any]) -> None:
+        """Write `meta_file`: the engine's name and format, then the engine's own fields."""
+        full = {"engine": self.name, "format": self.format_version, **meta}
+        (directory / self.meta_file).write_text(json.dumps(full), encoding="utf-8")
+
+    @classmethod
+    def _read_meta(cls, directory: Path) -> dict[str, Any]:
+        """Read `meta_file`; `ValueError` when it belongs to another engine or format (use inside `_loading`)."""
+        meta: dict[str, Any] = json.loads((directory / cls.meta_file).read_text(encoding="utf-8"))
+        if meta.get("engine") != cls.name or meta.get("format") != cls.format_version:
+            raise ValueError(f"not a {cls.name} model of format {cls.format_version}")
+        return meta
+
+    @classmethod
+    @contextmanager
+    def _loading(cls, directory: Path) -> Iterator[None]:
+        """Turn what a missing, malformed or inconsistent file raises into one `ModelLoadError`."""
+        try:
+            yield
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"cannot load {cls.name} model from {directory.name}: {exc}") from exc
+
+
+class EncoderEngine(HeadEngine):
+    """A `HeadEngine` whose features come from the sentence encoder it is given.
+
+    The encoder's model id and fingerprint are recorded at fit (`encoder_`) and checked at load, so a model
+    never scores vectors of another encoder than the one it was trained on.
+    """
+
+    needs_encoder = True
+    encoder_: dict[str, Any]
+    _head: Head
+
+    def _save_with_head(self, directory: Path) -> None:
+        """Write the metadata file and the head's arrays, in the layout of the embedding and combined engines."""
+        self.check_fitted()
+        meta = {
+            "task": self.task_.value,
+            "classes": self.classes_,
+            "encoder": self.encoder_,
+            "hyperparameters": self._hyperparameters(),
+            "head": save_head(self._head, directory),
+            "fit_info": self.fit_info_,
+        }
+        self._write_meta(directory, meta)
+
+    @classmethod
+    def _load_with_head(
+        cls, directory: Path, encoder: TextEncoder | None, n_features: Callable[[TextEncoder], int]
+    ) -> Self:
+        """Read what `_save_with_head` wrote; `n_features(encoder)`: the width the head's weights must have."""
+        with cls._loading(directory):
+            meta = cls._read_meta(directory)
+            engine = cls(**{**meta["hyperparameters"], "encoder": encoder})
+            classes = [str(c) for c in meta["classes"]]
+            head = load_head(meta["head"], directory, n_features(engine.encoder), len(classes))
+            recorded = dict(meta["encoder"])
+        engine._check_encoder(recorded, directory.name)
+        engine._head = head
+        engine.classes_, engine.task_, engine.thresholds_ = classes, TaskType(meta["task"]), head.thresholds
+        engine.fit_info_ = dict(meta.get("fit_info") or {})
+        return engine
+
+    def _record_encoder(self) -> None:
+        self.encoder_ = {"model_id": self.encoder.model_id, "sha256": self.encoder.sha256}
+
+    def _check_encoder(self, recorded: dict[str, Any], model_name: str) -> None:
+        """`ModelLoadError` when the model was trained on vectors from another encoder than this one."""
+        encoder = self.encoder
+        if recorded.get("model_id") != encoder.model_id or recorded.get("sha256") != encoder.sha256:
+            raise ModelLoadError(
+                f"cannot load {model_name}: trained with encoder {recorded.get('model_id')} "
+                f"({str(recorded.get('sha256'))[:12]}), this server runs {encoder.model_id} ({encoder.sha256[:12]})"
+            )
+        self.encoder_ = recorded
+
+
+def silent(step: str, fraction: float) -> None:
+    """The progress callback used when the caller gives none."""
 
 
 def rank_scores(

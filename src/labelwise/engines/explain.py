@@ -1,5 +1,8 @@
 """Per-word explanations: which words or n-grams of a text pushed a label's score most.
 
+Which one an engine gets is its `explanation` capability (engines/base.py), asked of `engine.explainer()`, so an
+`auto` model whose chosen candidate is linear gets the linear method too.
+
 - Linear engine: the raw score of label c is the sum over features j of tf-idf(j) x coef[j, c]. Word n-gram
   features are their own terms; character n-grams are credited to the word they were cut from (a feature that
   occurs several times is shared equally among its occurrences). Cost: one featurization of the text and a gather
@@ -20,7 +23,6 @@ import numpy as np
 
 from labelwise.engines._ngram_index import char_grams, word_grams
 from labelwise.engines.base import Engine
-from labelwise.engines.linear import LinearEngine
 
 _TOKEN = re.compile(r"\w+")
 _MARKERS = {"<s>", "</s>"}
@@ -47,12 +49,12 @@ def explain(
     """For each of `labels`, up to `max_terms` terms of `text` with a positive weight, strongest first."""
     index = {label: i for i, label in enumerate(engine.classes_)}
     columns = [index[label] for label in labels]
-    if isinstance(engine, LinearEngine):
-        weights = _linear(engine, text, columns)
-        method = "linear"
+    explainer = engine.explainer()
+    method = explainer.explanation
+    if method == "linear":
+        weights = _linear(explainer, text, columns)
     else:
         weights = _leave_one_out(engine, text, columns, max_words)
-        method = "leave_one_out"
     out = []
     for label, per_term in zip(labels, weights, strict=True):
         ranked = sorted(((w, t) for t, w in per_term.items() if w > 0.0), key=lambda p: (-p[0], p[1]))
@@ -66,7 +68,7 @@ def _unit(word: str) -> str:
     return " ".join(tokens) if tokens else word
 
 
-def _linear(engine: LinearEngine, text: str, columns: list[int]) -> list[dict[str, float]]:
+def _linear(engine: Engine, text: str, columns: list[int]) -> list[dict[str, float]]:
     featurizer, coef = engine.feature_weights()
     parts = featurizer.rows([text])
     value = dict(zip(parts.indices.tolist(), parts.values.tolist(), strict=True))

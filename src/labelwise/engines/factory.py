@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
-from labelwise.engines.base import Engine
+from labelwise.engines.base import Engine, TextEncoder
 from labelwise.errors import InvalidRequest
 
 _ENGINES: dict[str, str] = {
@@ -40,6 +41,15 @@ def engine_class(name: str) -> type[Engine]:
     return cls
 
 
-def create_engine(name: str, **params: Any) -> Engine:
-    """A new, unfitted engine with the given hyperparameters."""
-    return engine_class(name)(**params)
+def create_engine(name: str, *, encoder: TextEncoder | None = None, **params: Any) -> Engine:
+    """A new, unfitted engine with the given hyperparameters; `encoder` goes to engines that need one."""
+    cls = engine_class(name)
+    if cls.needs_encoder:
+        params["encoder"] = encoder
+    return cls(**params)
+
+
+def load_engine(name: str, directory: Path, *, encoder: TextEncoder | None = None) -> Engine:
+    """The engine registered under `name`, read from `directory`; `encoder` goes to engines that need one."""
+    cls = engine_class(name)
+    return cls.load(directory, encoder=encoder) if cls.needs_encoder else cls.load(directory)

@@ -2,7 +2,7 @@
 
 Fit: features are learned on the training rows; the regularization C is chosen on the validation rows from a
 small grid; the validation scores of the chosen model pick and fit the calibration method (see
-`training.calibration`) and, for multi-label models, the per-label thresholds. The model is then refitted on
+`engines.calibration`) and, for multi-label models, the per-label thresholds. The model is then refitted on
 training plus validation rows with the chosen C (more data, same calibration and thresholds): measured +0.3
 to +0.6 points of test accuracy on sst2, trec, banking77 and emotion at equal or lower ECE, and no change on
 goemotions (bench/README.md).
@@ -29,21 +29,13 @@ from labelwise.domain import LabeledTexts, TaskType
 from labelwise.engines._linear_fit import average_precision_macro, train_linear
 from labelwise.engines._ngram_index import HASH_RECIPE, HashedVocabulary
 from labelwise.engines._tfidf import TfidfConfig, TfidfFeaturizer
-from labelwise.engines.base import Engine, FloatArray, ProgressCallback
-from labelwise.errors import DataError, ModelLoadError
-from labelwise.training.calibration import (
-    METHODS,
-    Calibrator,
-    Selection,
-    TemperatureCalibrator,
-    calibrator_from_dict,
-    select_calibrator,
-    tune_thresholds,
-)
+from labelwise.engines.base import FloatArray, HeadEngine, ProgressCallback, Targets, TextEncoder
+from labelwise.engines.calibration import METHODS, select_calibrator
+from labelwise.engines.head import Head, calibrate, calibration_summary, check_calibration_methods, load_head, save_head
+from labelwise.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 BoolArray = NDArray[np.bool_]
 
 
@@ -52,15 +44,16 @@ class _Model:
     """Everything predict needs; replaced as a whole, never mutated, so concurrent predicts are safe."""
 
     featurizer: TfidfFeaturizer
-    coef: NDArray[np.float32]  # (n_features, n_classes), C order: the kernel sums a text's rows by feature index
-    intercept: FloatArray
-    calibrator: Calibrator
+    head: Head  # coef (n_features, n_classes) in C order: the kernel sums a text's rows by feature index
 
 
-class LinearEngine(Engine):
+class LinearEngine(HeadEngine):
     """TF-IDF n-grams and a class-weighted linear SVM with calibrated probabilities (see module docstring)."""
 
     name = "linear"
+    meta_file = "model.json"
+    needs_validation = True  # C, calibration and thresholds are chosen on validation rows: no fallback
+    explanation = "linear"
 
     def __init__(
         self,
@@ -91,22 +84,16 @@ class LinearEngine(Engine):
 
     # Fit ------------------------------------------------------------------------------------------------
 
-    def fit(
-        self,
-        train: LabeledTexts,
-        validation: LabeledTexts,
-        *,
-        multi_label: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
         """Learn features and weights from `train`; choose C, calibration and thresholds on `validation`."""
-        self._check_hyperparameters()
         started = time.perf_counter()
-        step = progress or _silent
-        task = TaskType.MULTI_LABEL if multi_label else TaskType.SINGLE_LABEL
-        classes = _classes(train, task)
-        y_train = _indicator(train.labels, classes)
-        val_texts, y_val = _validation_rows(validation, classes, task)
+        task, classes, y_train, val_texts, y_val = (
+            targets.task,
+            targets.classes,
+            targets.y_train,
+            targets.val_texts,
+            targets.y_val,
+        )
 
         step("building features", 0.0)
         featurizer = TfidfFeaturizer.fit(train.texts, self._tfidf_config())
@@ -116,12 +103,14 @@ class LinearEngine(Engine):
         val_scores = _scores_of(x_val, coef, intercept)
 
         step("calibrating", 0.75)
-        selection = select_calibrator(val_scores, y_val, task, methods=self.calibration, seed=self.seed)
-        thresholds = None
-        if task is TaskType.MULTI_LABEL:
-            step("tuning thresholds", 0.8)
-            val_proba = selection.calibrator.transform(val_scores)
-            thresholds = tune_thresholds(val_proba, y_val, min_positives=self.min_threshold_positives)
+        selection, thresholds = calibrate(
+            val_scores,
+            y_val,
+            task,
+            methods=self.calibration,
+            seed=self.seed,
+            min_positives=self.min_threshold_positives,
+        )
 
         if self.refit:
             step("refitting on train and validation", 0.85)
@@ -131,7 +120,7 @@ class LinearEngine(Engine):
                 featurizer.transform(all_texts), np.vstack([y_train, y_val]), chosen_c, task, seed=self.seed
             )
 
-        self._model = _Model(featurizer, coef, intercept, selection.calibrator)
+        self._model = _Model(featurizer, Head(coef, intercept, selection.calibrator, thresholds, {}))
         self.classes_ = classes
         self.task_ = task
         self.thresholds_ = thresholds
@@ -142,7 +131,7 @@ class LinearEngine(Engine):
             "n_features": featurizer.n_features,
             "train_rows": len(train),
             "validation_rows": len(val_texts),
-            "calibration": _calibration_summary(selection, task),
+            "calibration": calibration_summary(selection, task),
             "fit_seconds": round(time.perf_counter() - started, 3),
         }
         step("done", 1.0)
@@ -185,9 +174,7 @@ class LinearEngine(Engine):
             raise DataError("c_grid: give at least one positive C", param="c_grid")
         if self.select_by not in ("accuracy", "log_loss"):
             raise DataError("select_by: choose 'accuracy' or 'log_loss'", param="select_by")
-        unknown = [m for m in self.calibration if m not in METHODS]
-        if unknown or not self.calibration:
-            raise DataError(f"calibration: choose among {', '.join(METHODS)}", param="calibration")
+        check_calibration_methods(self.calibration)
 
     def _tfidf_config(self) -> TfidfConfig:
         return TfidfConfig(
@@ -210,24 +197,21 @@ class LinearEngine(Engine):
 
     # Predict --------------------------------------------------------------------------------------------
 
-    def predict_proba(self, texts: Sequence[str]) -> FloatArray:
+    def _proba(self, texts: Sequence[str]) -> FloatArray:
         """Calibrated probabilities, one row per text, one column per entry of `classes_`.
 
         Scores are float64 sums of float32 weights in a fixed order per text, so a text gets the same
         probabilities alone or in any batch.
         """
-        self.check_fitted()
-        if isinstance(texts, str):
-            raise TypeError("predict_proba takes a sequence of texts, not one string")
         model = self._model
-        scores = model.featurizer.scores(texts, model.coef)
-        scores += model.intercept
-        return model.calibrator.transform(scores)
+        scores = model.featurizer.scores(texts, model.head.coef)
+        scores += model.head.intercept
+        return model.head.calibrator.transform(scores)
 
     def feature_weights(self) -> tuple[TfidfFeaturizer, NDArray[np.float32]]:
         """The featurizer and the (n_features, n_classes) weights, for explanations (see `engines/explain.py`)."""
         self.check_fitted()
-        return self._model.featurizer, self._model.coef
+        return self._model.featurizer, self._model.head.coef
 
     # Persistence ------------------------------------------------------------------------------------------
 
@@ -236,18 +220,17 @@ class LinearEngine(Engine):
         vocabulary's gram hashes `gram_hashes.npy`, `gram_ids.npy` (derived data, saved to make loading fast)."""
         self.check_fitted()
         model = self._model
+        head = save_head(model.head, directory)  # coef.npy, intercept.npy; calibration and thresholds as JSON
         meta = {
-            "engine": self.name,
-            "format": FORMAT_VERSION,
             "task": self.task_.value,
             "classes": self.classes_,
-            "thresholds": None if self.thresholds_ is None else self.thresholds_.tolist(),
-            "calibration": model.calibrator.to_dict(),
+            "thresholds": head["thresholds"],
+            "calibration": head["calibration"],
             "hyperparameters": self._hyperparameters(),
             "fit_info": self.fit_info_,
             "gram_hash": model.featurizer.hashed.recipe,
         }
-        (directory / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+        self._write_meta(directory, meta)
         # ensure_ascii keeps n-grams that hold lone surrogates (possible in any Python str) writable as UTF-8.
         vocabulary = model.featurizer.vocabulary_json()
         (directory / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=True), encoding="ascii")
@@ -255,41 +238,26 @@ class LinearEngine(Engine):
         hashed = model.featurizer.hashed
         np.save(directory / "gram_hashes.npy", hashed.hashes, allow_pickle=False)
         np.save(directory / "gram_ids.npy", hashed.ids, allow_pickle=False)
-        np.save(directory / "coef.npy", model.coef, allow_pickle=False)
-        np.save(directory / "intercept.npy", model.intercept, allow_pickle=False)
 
     @classmethod
-    def load(cls, directory: Path) -> Self:
+    def load(cls, directory: Path, *, encoder: TextEncoder | None = None) -> Self:
         """Read a model written by `save`; `ModelLoadError` when a file is missing, malformed or inconsistent."""
-        try:
-            meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-            if meta.get("engine") != cls.name or meta.get("format") != FORMAT_VERSION:
-                raise ValueError(f"not a linear model of format {FORMAT_VERSION}")
+        with cls._loading(directory):
+            meta = cls._read_meta(directory)
             engine = cls(**_hyperparameters_from_json(meta["hyperparameters"]))
             vocabulary = json.loads((directory / "vocabulary.json").read_text(encoding="ascii"))
             idf = np.load(directory / "idf.npy", allow_pickle=False)
             featurizer = TfidfFeaturizer.from_json(vocabulary, idf, _saved_hashes(directory, meta, len(idf)))
-            coef = np.ascontiguousarray(np.load(directory / "coef.npy", allow_pickle=False), dtype=np.float32)
-            intercept = np.load(directory / "intercept.npy", allow_pickle=False)
             classes = [str(label) for label in meta["classes"]]
-            thresholds = meta["thresholds"]
-            _check_shapes(coef, intercept, featurizer.n_features, len(classes), thresholds)
-            model = _Model(featurizer, coef, intercept, calibrator_from_dict(meta["calibration"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelLoadError(f"cannot load linear model from {directory.name}: {exc}") from exc
+            head = load_head(meta, directory, featurizer.n_features, len(classes))
+            coef = np.ascontiguousarray(head.coef, dtype=np.float32)
+            model = _Model(featurizer, Head(coef, head.intercept, head.calibrator, head.thresholds, {}))
         engine._model = model
         engine.classes_ = classes
         engine.task_ = TaskType(meta["task"])
-        engine.thresholds_ = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+        engine.thresholds_ = head.thresholds
         engine.fit_info_ = dict(meta.get("fit_info") or {})
         return engine
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters, plus after fit the chosen C, calibration method and its measurements."""
-        params = self._hyperparameters()
-        if self.is_fitted():
-            params.update(self.fit_info_)
-        return params
 
     def _hyperparameters(self) -> dict[str, Any]:
         return {
@@ -325,70 +293,9 @@ def _saved_hashes(directory: Path, meta: dict[str, Any], n_features: int) -> Has
     return HashedVocabulary(hashes, ids, recipe)
 
 
-def _silent(step: str, fraction: float) -> None:
-    """The progress callback used when the caller gives none."""
-
-
 def _scores_of(x: Any, coef: NDArray[np.float32], intercept: FloatArray) -> FloatArray:
     out: FloatArray = np.asarray(x @ coef, dtype=np.float64) + intercept
     return out
-
-
-def _classes(train: LabeledTexts, task: TaskType) -> list[str]:
-    """Sorted label names of the training rows; `DataError` for data no classifier can learn from."""
-    if len(train) == 0:
-        raise DataError("train: no rows", param="train")
-    if task is TaskType.SINGLE_LABEL:
-        for i, labels in enumerate(train.labels):
-            if len(labels) != 1:
-                raise DataError(
-                    f"train row {i + 1}: a single-label row needs exactly one label, found {len(labels)}",
-                    param="train",
-                )
-    classes = sorted({label for labels in train.labels for label in labels})
-    if task is TaskType.SINGLE_LABEL and len(classes) < 2:
-        raise DataError(f"train: a classifier needs at least 2 labels, found {len(classes)}", param="train")
-    if not classes:
-        raise DataError("train: no row has a label", param="train")
-    return classes
-
-
-def _indicator(labels: Sequence[tuple[str, ...]], classes: list[str]) -> BoolArray:
-    position = {label: j for j, label in enumerate(classes)}
-    out = np.zeros((len(labels), len(classes)), dtype=bool)
-    for i, row in enumerate(labels):
-        for label in row:
-            j = position.get(label)
-            if j is not None:
-                out[i, j] = True
-    return out
-
-
-def _validation_rows(validation: LabeledTexts, classes: list[str], task: TaskType) -> tuple[list[str], BoolArray]:
-    """Validation texts and gold indicators; single-label rows whose label is not in train are dropped."""
-    targets = _indicator(validation.labels, classes)
-    keep = np.ones(len(validation), dtype=bool)
-    if task is TaskType.SINGLE_LABEL:
-        keep = targets.sum(axis=1) == 1
-        dropped = int((~keep).sum())
-        if dropped:
-            logger.warning("validation rows with labels unknown to train dropped", extra={"rows": dropped})
-    texts = [t for t, k in zip(validation.texts, keep, strict=True) if k]
-    if not texts:
-        raise DataError("validation: no rows with a label seen in train", param="validation")
-    return texts, targets[keep]
-
-
-def _calibration_summary(selection: Selection, task: TaskType) -> dict[str, Any]:
-    """The chosen method, its one-number parameter if it has one, and the cross-fitted measurements."""
-    calibrator = selection.calibrator
-    summary: dict[str, Any] = {"method": calibrator.method, "reason": selection.reason}
-    if isinstance(calibrator, TemperatureCalibrator):
-        summary["temperature"] = calibrator.temperature
-    summary["cv_ece"] = {method: round(value, 5) for method, value in selection.ece.items()}
-    if task is TaskType.SINGLE_LABEL:
-        summary["cv_accuracy"] = {method: round(value, 5) for method, value in selection.accuracy.items()}
-    return summary
 
 
 def _hyperparameters_from_json(data: dict[str, Any]) -> dict[str, Any]:
@@ -397,12 +304,3 @@ def _hyperparameters_from_json(data: dict[str, Any]) -> dict[str, Any]:
     params["char_ngrams"] = tuple(params["char_ngrams"])
     params["calibration"] = tuple(params.pop("calibration_methods"))
     return params
-
-
-def _check_shapes(
-    coef: NDArray[Any], intercept: NDArray[Any], n_features: int, n_classes: int, thresholds: Any
-) -> None:
-    if coef.shape != (n_features, n_classes) or intercept.shape != (n_classes,):
-        raise ValueError(f"weights of shape {coef.shape} do not match {n_features} features, {n_classes} labels")
-    if thresholds is not None and len(thresholds) != n_classes:
-        raise ValueError("thresholds do not match the labels")

@@ -18,7 +18,7 @@ from typing import Any, Self
 import numpy as np
 
 from labelwise.domain import LabeledTexts, TaskType
-from labelwise.engines.base import Engine, FloatArray, ProgressCallback
+from labelwise.engines.base import Engine, FloatArray, ProgressCallback, TextEncoder
 from labelwise.errors import ConfigError, InvalidRequest, ModelLoadError, UpstreamRejected
 from labelwise.llm.prompting import FORMATS, Example, LabelSet, request, scores_of
 from labelwise.llm.upstream import BlockingUpstream, configured_upstream
@@ -108,7 +108,8 @@ class LLMEngine(Engine):
         (directory / "llm.json").write_text(json.dumps(meta), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: Path) -> Self:
+    def load(cls, directory: Path, *, encoder: TextEncoder | None = None) -> Self:
+        """Read `llm.json` (the encoder is not used: the model is the upstream's)."""
         try:
             meta = json.loads((directory / "llm.json").read_text(encoding="utf-8"))
             if meta.get("engine") != cls.name or meta.get("format") != FORMAT_VERSION:

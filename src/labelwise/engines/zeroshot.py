@@ -19,7 +19,6 @@ No NLI cross-encoder ships as a package, so zero-shot is similarity-based.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -33,14 +32,12 @@ from numpy.typing import NDArray
 
 from labelwise.domain import LabeledTexts, TaskType
 from labelwise.encoder.windows import LONG_TEXT_CHOICES, LongText
-from labelwise.engines.base import Engine, FloatArray, ProgressCallback
-from labelwise.engines.embedding import check_encoder, classes_of, indicator, silent, validation_rows
-from labelwise.errors import InvalidRequest, ModelLoadError
-from labelwise.training.calibration import fit_calibrator, tune_thresholds
+from labelwise.engines.base import EncoderEngine, FloatArray, ProgressCallback, Targets, TextEncoder
+from labelwise.engines.calibration import fit_calibrator, tune_thresholds
+from labelwise.errors import InvalidRequest
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 MODES: tuple[str, ...] = ("exclusive", "confidence", "binary", "multi_label")
 
 # Fitted by bench/fit_zeroshot.py on 1,000 shuffled train rows (seed 0) each of sst2, trec, emotion, banking77,
@@ -115,7 +112,7 @@ class _LabelVectors:
         self._cache: OrderedDict[tuple[str, str], NDArray[np.float32]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, encoder: Any, texts: list[str]) -> NDArray[np.float32]:
+    def get(self, encoder: TextEncoder, texts: list[str]) -> NDArray[np.float32]:
         keys = [(encoder.sha256, t) for t in texts]
         with self._lock:
             found = {k: self._cache[k] for k in keys if k in self._cache}
@@ -135,10 +132,11 @@ class _LabelVectors:
 _label_vectors = _LabelVectors(_LABEL_CACHE_SIZE)
 
 
-class ZeroShotEngine(Engine):
+class ZeroShotEngine(EncoderEngine):
     """Similarity to label texts, calibrated per mode (see the module docstring)."""
 
     name = "zeroshot"
+    meta_file = "zeroshot.json"
 
     def __init__(
         self,
@@ -149,7 +147,9 @@ class ZeroShotEngine(Engine):
         confidence_weights: Sequence[float] = CONFIDENCE_WEIGHTS,
         threshold: float = 0.5,
         long_text: LongText = "mean",
+        encoder: TextEncoder | None = None,
     ) -> None:
+        self._encoder = encoder
         self.mode = mode
         self.template = template
         self.temperature = temperature
@@ -158,19 +158,26 @@ class ZeroShotEngine(Engine):
         self.long_text = long_text
 
     @classmethod
-    def from_labels(cls, labels: Sequence[str] | dict[str, str], *, mode: str = "exclusive", **params: Any) -> Self:
+    def from_labels(
+        cls,
+        labels: Sequence[str] | dict[str, str],
+        *,
+        encoder: TextEncoder,
+        mode: str = "exclusive",
+        **params: Any,
+    ) -> Self:
         """A ready engine for label names, or categories given as {key: description}; no training needed."""
         descriptions = dict(labels) if isinstance(labels, dict) else {str(label): "" for label in labels}
         if not descriptions:
             raise InvalidRequest("labels: give at least one label", param="labels")
         if mode == "exclusive" and len(descriptions) < 2:
             raise InvalidRequest("labels: exclusive scores need at least 2 labels", param="labels")
-        engine = cls(mode=mode, **params)
-        engine._check()
+        engine = cls(mode=mode, encoder=encoder, **params)
+        engine._check_hyperparameters()
         task = TaskType.SINGLE_LABEL if mode == "exclusive" else TaskType.MULTI_LABEL
         return engine._set_labels(list(descriptions), descriptions, task)
 
-    def _check(self) -> None:
+    def _check_hyperparameters(self) -> None:
         if self.mode not in MODES:
             raise InvalidRequest(f"mode: {self.mode!r}, choose one of {', '.join(MODES)}", param="mode")
         if "{label}" not in self.template:
@@ -185,16 +192,13 @@ class ZeroShotEngine(Engine):
             raise InvalidRequest("temperature: must be positive", param="temperature")
 
     def _set_labels(self, classes: list[str], descriptions: dict[str, str], task: TaskType) -> Self:
-        from labelwise.encoder import get_encoder
-
-        encoder = get_encoder()
         texts = [label_text(c, descriptions.get(c), self.template) for c in classes]
-        self._label_vectors = _label_vectors.get(encoder, texts)
+        self._label_vectors = _label_vectors.get(self.encoder, texts)
         self.classes_ = classes
         self.descriptions_ = {c: descriptions.get(c, "") for c in classes}
         self.task_ = task
         self.thresholds_ = None if task is TaskType.SINGLE_LABEL else np.full(len(classes), self.threshold)
-        self.encoder_ = {"model_id": encoder.model_id, "sha256": encoder.sha256}
+        self._record_encoder()
         if task is TaskType.SINGLE_LABEL:
             self.mode_ = "exclusive"
         else:
@@ -202,39 +206,26 @@ class ZeroShotEngine(Engine):
         self.temperature_, self.confidence_weights_ = self.temperature, self.confidence_weights
         return self
 
-    def fit(
-        self,
-        train: LabeledTexts,
-        validation: LabeledTexts,
-        *,
-        multi_label: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> Self:
+    def _fit(self, train: LabeledTexts, validation: LabeledTexts, targets: Targets, step: ProgressCallback) -> Self:
         """Take the labels from `train`; tune the temperature (single-label) or the sigmoid and per-label
         thresholds (multi-label) on all the labeled rows, since no weights are learned from them."""
-        self._check()
-        step = progress or silent
-        task = TaskType.MULTI_LABEL if multi_label else TaskType.SINGLE_LABEL
-        classes = classes_of(train, task)
-        self._set_labels(classes, {}, task)
-        val_texts, y_val = validation_rows(validation, classes, task)
-        texts = [*train.texts, *val_texts]
-        targets = np.vstack([indicator(train.labels, classes), y_val])
+        task = targets.task
+        self._set_labels(targets.classes, {}, task)
+        texts = [*train.texts, *targets.val_texts]
+        gold = np.vstack([targets.y_train, targets.y_val])
         step("embedding texts", 0.1)
         cosine = self._cosine(texts)
         step("calibrating", 0.8)
         if task is TaskType.SINGLE_LABEL:
-            self.temperature_ = float(fit_calibrator("temperature", cosine, targets, task).to_dict()["temperature"])
+            self.temperature_ = float(fit_calibrator("temperature", cosine, gold, task).to_dict()["temperature"])
         else:
-            self.confidence_weights_ = fit_confidence_weights([(cosine, targets)], self.confidence_weights)
-            self.thresholds_ = tune_thresholds(self._confidence(cosine), targets)
+            self.confidence_weights_ = fit_confidence_weights([(cosine, gold)], self.confidence_weights)
+            self.thresholds_ = tune_thresholds(self._confidence(cosine), gold)
         step("done", 1.0)
         return self
 
     def _cosine(self, texts: Sequence[str]) -> FloatArray:
-        from labelwise.encoder import get_encoder
-
-        vectors = get_encoder().encode(texts, long_text=self.long_text)
+        vectors = self.encoder.encode(texts, long_text=self.long_text)
         # float64: a float32 product takes another BLAS path for one row than for several (see embedding._scores).
         cosine: FloatArray = vectors.astype(np.float64) @ self._label_vectors.astype(np.float64).T
         return cosine
@@ -260,19 +251,14 @@ class ZeroShotEngine(Engine):
             return (confidence >= self.threshold).astype(np.float64)
         return confidence
 
-    def predict_proba(self, texts: Sequence[str]) -> FloatArray:
+    def _proba(self, texts: Sequence[str]) -> FloatArray:
         """Scores for the mode: rows sum to 1 (exclusive), independent (confidence, multi_label) or 0/1 (binary)."""
-        self.check_fitted()
-        if isinstance(texts, str):
-            raise TypeError("predict_proba takes a sequence of texts, not one string")
         return self.proba_from_cosine(self._cosine(texts))
 
     def save(self, directory: Path) -> None:
         """Write `zeroshot.json` and the label vectors `label_vectors.npy`."""
         self.check_fitted()
         meta = {
-            "engine": self.name,
-            "format": FORMAT_VERSION,
             "task": self.task_.value,
             "classes": self.classes_,
             "descriptions": self.descriptions_,
@@ -281,44 +267,35 @@ class ZeroShotEngine(Engine):
             "hyperparameters": self._hyperparameters(),
             "fitted": self._fitted_constants(),
         }
-        (directory / "zeroshot.json").write_text(json.dumps(meta), encoding="utf-8")
+        self._write_meta(directory, meta)
         np.save(directory / "label_vectors.npy", self._label_vectors, allow_pickle=False)
 
     @classmethod
-    def load(cls, directory: Path) -> Self:
+    def load(cls, directory: Path, *, encoder: TextEncoder | None = None) -> Self:
         """Read a model written by `save` (the label vectors are not recomputed)."""
-        try:
-            meta = json.loads((directory / "zeroshot.json").read_text(encoding="utf-8"))
-            if meta.get("engine") != cls.name or meta.get("format") != FORMAT_VERSION:
-                raise ValueError(f"not a zeroshot model of format {FORMAT_VERSION}")
-            engine = cls(**meta["hyperparameters"])
+        with cls._loading(directory):
+            meta = cls._read_meta(directory)
+            engine = cls(**meta["hyperparameters"], encoder=encoder)
             classes = [str(c) for c in meta["classes"]]
             vectors = np.load(directory / "label_vectors.npy", allow_pickle=False)
             if vectors.ndim != 2 or vectors.shape[0] != len(classes):
                 raise ValueError(f"label vectors of shape {vectors.shape} do not match {len(classes)} labels")
             thresholds = meta["thresholds"]
             recorded = dict(meta["encoder"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelLoadError(f"cannot load zeroshot model from {directory.name}: {exc}") from exc
-        check_encoder(recorded, directory.name)
+        engine._check_encoder(recorded, directory.name)
         engine._label_vectors = vectors.astype(np.float32)
         engine.classes_ = classes
         engine.descriptions_ = dict(meta["descriptions"])
         engine.task_ = TaskType(meta["task"])
         engine.thresholds_ = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-        engine.encoder_ = recorded
         fitted = meta["fitted"]
         engine.mode_ = str(fitted["mode"])
         engine.temperature_ = float(fitted["temperature"])
         engine.confidence_weights_ = tuple(float(w) for w in fitted["confidence_weights"])
         return engine
 
-    def get_params(self) -> dict[str, Any]:
-        params = self._hyperparameters()
-        if self.is_fitted():
-            params["encoder"] = self.encoder_
-            params["fitted"] = self._fitted_constants()
-        return params
+    def _fitted_params(self) -> dict[str, Any]:
+        return {"encoder": self.encoder_, "fitted": self._fitted_constants()}
 
     def _fitted_constants(self) -> dict[str, Any]:
         return {

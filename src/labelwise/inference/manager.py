@@ -24,7 +24,7 @@ import numpy as np
 from labelwise.concurrency import SharedCalls
 from labelwise.domain import ModelVersion, Timing
 from labelwise.engines.base import Engine, FloatArray
-from labelwise.errors import ModelLoadError, ModelNotFound, Overloaded
+from labelwise.errors import ModelLoadError, ModelNotFound, Overloaded, StorageUnavailable
 from labelwise.inference.batcher import MicroBatcher
 from labelwise.inference.cache import PredictionCache, text_digest
 from labelwise.registry.store import ModelStore, parse_ref
@@ -130,9 +130,12 @@ class ModelManager:
                 if not self._poll_ok:
                     logger.info("model store reachable again")
                 self._poll_ok = True
-            except Exception:
-                # The database may be briefly away; keep serving what is loaded and say so once.
-                if self._poll_ok:
+            except Exception as exc:
+                # The database may be briefly away; keep serving what is loaded and say so once (without a
+                # traceback when it is an outage: that is no bug, and the database has logged it).
+                if self._poll_ok and isinstance(exc, StorageUnavailable):
+                    logger.warning("model store unreachable; serving the models already loaded")
+                elif self._poll_ok:
                     logger.exception("model store poll failed; serving the models already loaded")
                 self._poll_ok = False
             await asyncio.sleep(self.poll_seconds)

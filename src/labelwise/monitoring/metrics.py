@@ -69,6 +69,11 @@ PREDICTION_LOG_SKIPPED = Counter(
     "labelwise_prediction_log_skipped_total",
     "Texts answered but not written to the prediction log: the worker's cap per second was reached.",
 )
+BUFFER_DROPPED = Counter(
+    "labelwise_buffer_dropped_total",
+    "Rows refused by a full write buffer (the database away for long), by buffer: usage or prediction_log.",
+    ["buffer"],
+)
 REJECTIONS = Counter("labelwise_rejections_total", "Requests refused for rate (429) or credits (402).", ["reason"])
 SHADOW_AGREEMENT = Counter(
     "labelwise_shadow_predictions_total", "Texts scored by a shadow version, by agreement.", ["model", "agree"]

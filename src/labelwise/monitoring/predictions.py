@@ -1,7 +1,9 @@
 """The prediction log: per text, who asked, which model version answered, the text's hash and length, top labels.
 
 Recording appends to an in-memory buffer on the event loop (no I/O on the request path); a background task writes
-the buffer every `flush_seconds`, as `services/usage.py` does for usage. A failed flush keeps the rows for the next.
+the buffer every `flush_seconds`, as `services/usage.py` does for usage, with the same `storage.buffer.BufferedWriter`.
+A failed flush keeps the rows for the next. With the database away for long, the buffer stops at `MAX_BUFFERED_ROWS`
+rows; later rows are refused, counted in `labelwise_buffer_dropped_total{buffer="prediction_log"}` and logged.
 
 Raw text is stored only where the server (`log_raw_text`) or the key (`log_raw_text_keys`) opts in, and is blanked
 after `retention` by the same background task. Sampling is by request id, so a request is logged whole or not at all,
@@ -24,14 +26,15 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
 from labelwise.domain import Prediction, share_of
-from labelwise.monitoring.metrics import PREDICTION_LOG_SKIPPED
-from labelwise.services.periodic import Periodic
+from labelwise.monitoring.metrics import BUFFER_DROPPED, PREDICTION_LOG_SKIPPED
+from labelwise.periodic import Periodic
+from labelwise.storage.buffer import BufferedWriter
 from labelwise.storage.monitoring import LoggedPrediction, PredictionLogRepository
 
 logger = logging.getLogger(__name__)
 
 _CLEANUP_EVERY_SECONDS = 60.0
-_MAX_BUFFER = 100_000  # beyond this (database away for long) the oldest rows are dropped, not memory exhausted
+MAX_BUFFERED_ROWS = 100_000  # beyond this (database away for long) new rows are refused, not memory exhausted
 
 
 def text_sha256(text: str) -> str:
@@ -69,8 +72,12 @@ class PredictionLog:
         self.retention = retention
         self.flush_seconds = flush_seconds
         self._now = now
-        self._buffer: list[LoggedPrediction] = []
-        self._lock = asyncio.Lock()
+        self._buffer = BufferedWriter(
+            repo.add,
+            name="prediction_log",
+            max_rows=MAX_BUFFERED_ROWS,
+            on_drop=BUFFER_DROPPED.labels("prediction_log").inc,
+        )
         self._periodic = Periodic(
             self._tick,
             flush_seconds,
@@ -111,11 +118,12 @@ class PredictionLog:
             return
         keep_text = self.raw_text or (key_prefix is not None and key_prefix in self.raw_text_keys)
         at = self._now()
+        rows = []
         for i, (text, prediction) in enumerate(zip(texts, predictions, strict=True)):
             scores = [(s.label, s.score) for s in prediction.labels]
             best = scores[0][1] if scores else 0.0
             second = scores[1][1] if len(scores) > 1 else 0.0
-            self._buffer.append(
+            rows.append(
                 LoggedPrediction(
                     request_id,
                     i,
@@ -132,24 +140,15 @@ class PredictionLog:
                     text if keep_text else None,
                 )
             )
-        if len(self._buffer) > _MAX_BUFFER:
-            del self._buffer[: len(self._buffer) - _MAX_BUFFER]
+        self._buffer.add_many(rows)
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        return self._buffer.pending
 
     async def flush(self) -> None:
         """Write the buffer now; on failure the rows go back and the error rises."""
-        async with self._lock:
-            if not self._buffer:
-                return
-            batch, self._buffer = self._buffer, []
-            try:
-                await asyncio.to_thread(self.repo.add, batch)
-            except BaseException:
-                self._buffer[:0] = batch
-                raise
+        await self._buffer.flush()
 
     async def cleanup(self) -> int:
         """Blank raw texts older than the retention period; how many were blanked."""
@@ -160,10 +159,7 @@ class PredictionLog:
 
     async def stop(self) -> None:
         await self._periodic.stop()
-        try:
-            await self.flush()
-        except Exception:
-            logger.exception("prediction log not written at shutdown", extra={"rows": self.pending})
+        await self._buffer.close()
 
     async def _tick(self) -> None:
         """One round of the background loop: flush, and now and then blank raw texts past retention."""

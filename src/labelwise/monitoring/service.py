@@ -12,20 +12,35 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from labelwise.domain import ModelVersion, Prediction, Timing
 from labelwise.errors import LabelwiseError
 from labelwise.inference.manager import ModelManager
 from labelwise.monitoring.drift import DriftService
 from labelwise.monitoring.feedback import FeedbackService
 from labelwise.monitoring.metrics import SHADOW_AGREEMENT, observe_classification
 from labelwise.monitoring.predictions import PredictionLog
-from labelwise.services.classify import Classification
-from labelwise.services.periodic import Periodic
+from labelwise.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
 SHADOW_ALIAS = "shadow"
 DRIFT_REFRESH_SECONDS = 60.0
+
+
+class Answered(Protocol):
+    """What monitoring reads of an answered classification (the services' `Classification` is one): monitoring
+    sits below the services, so it names the fields it needs instead of importing their type."""
+
+    @property
+    def predictions(self) -> list[Prediction]: ...
+
+    @property
+    def model(self) -> ModelVersion: ...
+
+    @property
+    def timing(self) -> Timing: ...
 
 
 @dataclass(slots=True)
@@ -70,7 +85,7 @@ class Monitoring:
             await self._drift_refresh.stop()
         await self.log.stop()
 
-    def observe(self, request_id: str, key_prefix: str | None, texts: Sequence[str], result: Classification) -> None:
+    def observe(self, request_id: str, key_prefix: str | None, texts: Sequence[str], result: Answered) -> None:
         """Metrics and the prediction log for one answered classification (no I/O)."""
         hits = self.manager.cache.hits
         cached, self._cache_hits = max(0, hits - self._cache_hits), hits
@@ -83,7 +98,7 @@ class Monitoring:
         )
         self.log.record(request_id, key_prefix, result.model.name, result.model.version, texts, result.predictions)
 
-    def wants_shadow(self, result: Classification) -> bool:
+    def wants_shadow(self, result: Answered) -> bool:
         """True when `result`'s model has a shadow version other than the one that answered."""
         # A sample, not every request: the shadow's inference runs on the same cores as live traffic.
         if not self.shadow_enabled or random.random() >= self.shadow_sample:
@@ -92,7 +107,7 @@ class Monitoring:
         target = next((v for v in versions if SHADOW_ALIAS in v.aliases), None)
         return target is not None and target.version != result.model.version
 
-    async def score_shadow(self, texts: Sequence[str], result: Classification) -> None:
+    async def score_shadow(self, texts: Sequence[str], result: Answered) -> None:
         """Score `texts` with the shadow version and count agreement with `result` (run after the response)."""
         name = result.model.name
         try:

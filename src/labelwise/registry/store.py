@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 
 from labelwise.domain import ModelVersion
-from labelwise.engines.base import Engine
-from labelwise.engines.factory import engine_class
-from labelwise.errors import Conflict, InvalidRequest, ModelLoadError, ModelNotFound
+from labelwise.engines.base import Engine, TextEncoder
+from labelwise.engines.factory import load_engine
+from labelwise.errors import ConfigError, Conflict, InvalidRequest, ModelLoadError, ModelNotFound
 from labelwise.storage.repositories import ModelRepository
 
 logger = logging.getLogger(__name__)
@@ -112,9 +112,12 @@ def _fsync_tree(directory: Path) -> None:
 class ModelStore:
     """Publishes, finds, loads and deletes model versions. Safe to read from one process while another writes."""
 
-    def __init__(self, root: Path, repository: ModelRepository) -> None:
+    def __init__(self, root: Path, repository: ModelRepository, *, encoder: TextEncoder | None = None) -> None:
+        """`encoder`: the sentence encoder given to the engines that need one, when they are loaded or created
+        for training (the composition root passes one that loads its model on first use)."""
         self.root = root
         self.repo = repository
+        self.encoder = encoder
 
     # Writing -------------------------------------------------------------------------------------------------
 
@@ -280,8 +283,8 @@ class ModelStore:
         """Verify and load a version's engine. Any failure is a `ModelLoadError`; nothing half-loaded escapes."""
         self.verify(record)
         try:
-            return engine_class(record.engine).load(self.directory(record) / "engine")
-        except ModelLoadError:
+            return load_engine(record.engine, self.directory(record) / "engine", encoder=self.encoder)
+        except (ModelLoadError, ConfigError):
             raise
         except Exception as exc:
             raise ModelLoadError(f"{record.ref}: could not load engine {record.engine}") from exc

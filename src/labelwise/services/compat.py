@@ -4,10 +4,12 @@ classify and zero-shot services: only limits, score shapes and label order diffe
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from labelwise.domain import TaskType
 from labelwise.errors import InputTooLong, InvalidRequest
 from labelwise.services.classify import Classification, ClassifyService, check_texts
 from labelwise.services.credits import Payer
@@ -40,6 +42,24 @@ class LabelOrderScores:
     classification: Classification
     probs: list[list[float]]
     words: int
+
+
+# The log of the smallest positive float: the raw score of a probability of exactly 0 (JSON has no infinity).
+_LOG_OF_ZERO = math.log(5e-324)
+
+
+def raw_scores(probs: Sequence[float], *, multi_label: bool) -> list[float]:
+    """vLLM's scores without the activation (`use_activation: false`), defined for calibrated models as the
+    scores whose activation gives the probabilities back: natural-log probabilities for a single-label model
+    (their softmax is `probs`), log-odds for a multi-label one (their sigmoid is `probs`). A probability of
+    exactly 0 (or 1) gets the log of the smallest float instead of an infinity."""
+
+    def log(p: float) -> float:
+        return math.log(p) if p > 0.0 else _LOG_OF_ZERO
+
+    if multi_label:
+        return [log(p) - log(1.0 - p) for p in probs]
+    return [log(p) for p in probs]
 
 
 class CompatService:
@@ -116,16 +136,30 @@ class CompatService:
         *,
         model: str | None,
         truncate_words: int | None = None,
+        raw: bool = False,
         payer: Payer | None = None,
         request_id: str | None = None,
     ) -> LabelOrderScores:
-        """Scores of `texts` by a trained model, each row in the model's label order (truncated to N words)."""
+        """Scores of `texts` by a trained model, each row in the model's label order.
+
+        Tokens are whitespace-separated words (the engines have no tokenizer of their own): `truncate_words` keeps
+        the first N of each text, -1 keeps up to the model's window (`token_window`), more than the window is an
+        error. `raw` gives the scores before the activation instead of probabilities (see `raw_scores`).
+        """
         limits = self.classify_service.limits
         check_texts(
             texts, param="input", max_texts=limits.max_batch_texts, max_chars=limits.max_text_chars, index_one=False
         )
         if truncate_words is not None:
-            texts = [" ".join(t.split()[:truncate_words]) or t for t in texts]
+            window = self.token_window()
+            if truncate_words > window:
+                raise InvalidRequest(
+                    f"truncate_prompt_tokens: {truncate_words:,}, more than the model's window of {window:,} tokens "
+                    "(words; -1 means the whole window)",
+                    param="truncate_prompt_tokens",
+                )
+            keep = window if truncate_words == -1 else truncate_words
+            texts = [" ".join(t.split()[:keep]) or t for t in texts]
         result = await self.classify_service.classify(
             texts, model=model, top_k=None, payer=payer, request_id=request_id
         )
@@ -133,5 +167,10 @@ class CompatService:
         probs = []
         for prediction in result.predictions:
             by_label = {s.label: s.score for s in prediction.labels}
-            probs.append([by_label[label] for label in order])
+            row = [by_label[label] for label in order]
+            probs.append(raw_scores(row, multi_label=result.model.task is TaskType.MULTI_LABEL) if raw else row)
         return LabelOrderScores(result, probs, sum(len(t.split()) for t in texts))
+
+    def token_window(self) -> int:
+        """The most tokens (words) a text may have: what the longest text accepted, `max_text_chars`, can hold."""
+        return (self.classify_service.limits.max_text_chars + 1) // 2

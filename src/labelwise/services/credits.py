@@ -12,6 +12,7 @@ records usage when it succeeds.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -19,9 +20,11 @@ from dataclasses import dataclass
 
 import anyio
 
-from labelwise.errors import InsufficientBalance
+from labelwise.errors import InsufficientBalance, StorageUnavailable
 from labelwise.services.usage import UsageMeter
 from labelwise.storage.repositories import KeyRepository
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +82,16 @@ class CreditService:
         )
 
     async def refund(self, payer: Payer, charge: Charge) -> None:
-        """Give back a charge whose work failed."""
+        """Give back a charge whose work failed. If the database went away since the debit, the refund cannot be
+        written: it is logged as an error with the key's prefix and the amount, for the operator to credit, and the
+        work's own error goes on to the caller (not replaced by the outage)."""
         if charge.remaining is not None and charge.cost > 0:
-            await asyncio.to_thread(self.repo.refund, payer.key, charge.cost)
+            try:
+                await asyncio.to_thread(self.repo.refund, payer.key, charge.cost)
+            except StorageUnavailable:
+                logger.error(
+                    "refund not written: the database is unavailable", extra={"key": payer.key, "credits": charge.cost}
+                )
 
 
 @dataclass(frozen=True, slots=True)

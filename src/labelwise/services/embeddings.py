@@ -15,31 +15,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labelwise.domain import Timing
-from labelwise.encoder import DIMENSIONS, MODEL_ID, Encoder, EncoderBatcher, LongText, get_encoder
+from labelwise.encoder import DIMENSIONS, MODEL_ID, EncoderBatcher, LazyEncoder
 from labelwise.errors import InvalidRequest
 from labelwise.services.classify import check_texts
 from labelwise.services.credits import Billing, Charge, Payer, billed
 
 EMBEDDING_ENGINE = "embedding"  # the price-list entry embeddings are billed under
 MODEL_ALIASES = ("labelwise-embed",)
-
-
-class LazyEncoder:
-    """The process-wide encoder, fetched (and so loaded) on the first call rather than at construction."""
-
-    def __init__(self) -> None:
-        self._encoder: Encoder | None = None
-
-    def encoder(self) -> Encoder:
-        # Kept after the first call: `get_encoder` resolves its directory on the filesystem every time.
-        if self._encoder is None:
-            self._encoder = get_encoder()
-        return self._encoder
-
-    def encode(
-        self, texts: Sequence[str], *, long_text: LongText = "mean", batch_size: int = 64
-    ) -> NDArray[np.float32]:
-        return self.encoder().encode(texts, long_text=long_text, batch_size=batch_size)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Callable
 
+from labelwise.errors import StorageUnavailable
 from labelwise.services.jobs import JobService
 from labelwise.storage.jobs_repository import ClaimedChunk
 
@@ -67,6 +68,8 @@ class JobWorker:
         while not self._stop.is_set():
             try:
                 busy = self.run_once()
+            except StorageUnavailable:  # the database logs its outage once; look again after `poll_seconds`
+                busy = False
             except Exception:
                 logger.exception("worker step failed; retrying", extra={"worker": self.name})
                 busy = False

@@ -175,6 +175,7 @@ class JobService:
                 "engine": request.engine,
                 "text_col": options.text_col,
                 "label_col": options.label_col,
+                "on_conflict": options.conflicts,
                 "params": request.params,
                 "seed": request.seed,
                 "min_examples": request.min_examples,
@@ -280,7 +281,12 @@ class JobService:
                 name=params["name"],
                 train=self.job_dir(chunk.job_id) / params["file"],
                 engine=params["engine"],
-                options=ReadOptions(text_col=params["text_col"], label_col=params["label_col"]),
+                options=ReadOptions(
+                    text_col=params["text_col"],
+                    label_col=params["label_col"],
+                    # Jobs queued before the rule was a parameter were checked with the rule of their day.
+                    conflicts=params.get("on_conflict", "error"),
+                ),
                 params=dict(params["params"]),
                 seed=int(params["seed"]),
                 min_examples=int(params["min_examples"]),

@@ -20,7 +20,7 @@ from enum import Enum, StrEnum
 from typing import Any, Final
 
 from labelwise.errors import InvalidRequest, NotFound
-from labelwise.services.limits import canonical_rate_limit
+from labelwise.rate_limit import canonical_rate_limit
 from labelwise.storage.repositories import KeyRepository
 from labelwise.storage.tables import ApiKeyRow
 

@@ -23,10 +23,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from limits import RateLimitItem, WindowStats, parse_many, storage, strategies
+from limits import RateLimitItem, WindowStats, storage, strategies
 from limits.errors import StorageError as LimitsStorageError
 
 from labelwise.errors import ConfigError, InvalidRequest
+from labelwise.rate_limit import parse_rate_limit
 
 if TYPE_CHECKING:
     from limits.aio.storage import RedisStorage
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-UNLIMITED = "unlimited"
 # A hit must not wait long for a sick Redis: a socket timeout, then one retry on a fresh connection (a restarted
 # Redis leaves stale pooled connections), then the process falls back to its own window. Not much shorter: the
 # timeout also runs while a saturated event loop has not yet read a reply that has arrived, which is no outage.
@@ -43,36 +43,6 @@ _REDIS_TIMEOUT_SECONDS = 2.0
 # Connections per process. A burst queues for a free one (no time limit: an exhausted pool is backpressure, not an
 # outage, and each holder is bounded by the socket timeout); a script takes well under a millisecond in Redis.
 _REDIS_CONNECTIONS = 64
-
-
-def parse_rate_limit(value: str, *, param: str = "rate_limit") -> list[RateLimitItem]:
-    """`20/second; 1000/minute` as limits items; `unlimited` as none. `InvalidRequest` naming `param` otherwise."""
-    text = value.strip()
-    if text.lower() == UNLIMITED:
-        return []
-    try:
-        items = parse_many(text)
-    except ValueError:
-        raise InvalidRequest(
-            f"{param}: {value[:80]!r} is not a rate limit; write e.g. '20/second; 1000/minute' or 'unlimited'",
-            param=param,
-        ) from None
-    if any(item.amount < 1 for item in items):
-        raise InvalidRequest(f"{param}: each limit must allow at least 1 request ({value[:80]!r})", param=param)
-    if len({item.get_expiry() for item in items}) != len(items):
-        raise InvalidRequest(f"{param}: two limits share one window length ({value[:80]!r})", param=param)
-    return items
-
-
-def canonical_rate_limit(value: str, *, param: str = "rate_limit") -> str:
-    """The stored form of a valid rate limit: `20/1 second; 1000/1 minute` style, or `unlimited`."""
-    items = parse_rate_limit(value, param=param)
-    return "; ".join(_describe(item) for item in items) if items else UNLIMITED
-
-
-def _describe(item: RateLimitItem) -> str:
-    unit = item.GRANULARITY.name
-    return f"{item.amount}/{unit}" if item.multiples == 1 else f"{item.amount}/{item.multiples} {unit}s"
 
 
 @dataclass(frozen=True, slots=True)

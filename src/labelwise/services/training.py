@@ -71,7 +71,9 @@ class ModelService:
         added = 0
         if request.feedback:
             dataset, added = add_feedback(dataset, request.feedback)
-        result = fit_and_evaluate(dataset, request.engine, request.params, progress=progress)
+        result = fit_and_evaluate(
+            dataset, request.engine, request.params, progress=progress, encoder=self.store.encoder
+        )
         report = result.report
         if request.feedback:
             report["feedback_rows"] = added

@@ -1,10 +1,13 @@
 """Usage metering: a ledger per key, UTC day and route (requests, texts, characters, credits).
 
-Recording is an addition to an in-memory buffer on the event loop, so the request path does no I/O for it. A
-background task flushes the buffer every `flush_seconds` with one upsert per flush (`INSERT ... ON CONFLICT DO
-UPDATE`, on SQLite and PostgreSQL alike), and `stop()` flushes what is left at shutdown. `flush()` is public: a
-reader (`GET /v1/usage`, tests) flushes first and so sees everything this process has recorded. A flush that fails
-puts its counts back for the next one, so a database that is briefly away loses nothing.
+Recording is an addition to an in-memory buffer on the event loop (`storage.buffer.BufferedWriter`, one row per
+key, day and route), so the request path does no I/O for it. A background task flushes the buffer every
+`flush_seconds` with one upsert per flush (`INSERT ... ON CONFLICT DO UPDATE`, on SQLite and PostgreSQL alike), and
+`stop()` flushes what is left at shutdown. `flush()` is public: a reader (`GET /v1/usage`, tests) flushes first and
+so sees everything this process has recorded. A flush that fails puts its counts back for the next one, so usage
+recorded while the database is away is written once, by the first flush after it is back. The buffer holds at most
+`max_rows` rows (100,000 key-day-route rows by default, far more than an outage of hours fills); beyond that new
+rows are refused, counted in `labelwise_buffer_dropped_total{buffer="usage"}` and logged.
 
 Only successful, billed work is recorded: a request refused for its key, its size, its rate or its input never
 reaches the code that records, so usage texts always equal the texts of 2xx responses.
@@ -14,18 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from labelwise.errors import Forbidden, InvalidRequest
+from labelwise.monitoring.metrics import BUFFER_DROPPED
+from labelwise.periodic import Periodic
 from labelwise.services.keys import Principal, Scope, split_key
-from labelwise.services.periodic import Periodic
+from labelwise.storage.buffer import BufferedWriter
 from labelwise.storage.repositories import UsageEntry, UsageRepository
 
 logger = logging.getLogger(__name__)
 
 MAX_REPORT_DAYS = 366
+MAX_BUFFERED_ROWS = 100_000
 
 
 def utc_today() -> date:
@@ -33,22 +39,32 @@ def utc_today() -> date:
 
 
 @dataclass(slots=True)
-class _Counts:
-    requests: int = 0
-    texts: int = 0
-    characters: int = 0
-    credits: int = 0
+class _Row:
+    """A ledger row while it is buffered: added to in place (a request costs one small object, as before the
+    buffer was shared), turned into a `UsageEntry` when written."""
+
+    key_prefix: str
+    day: date
+    route: str
+    requests: int
+    texts: int
+    characters: int
+    credits: int
     tokens: int = 0
 
-    def add(self, other: _Counts) -> None:
-        self.requests += other.requests
-        self.texts += other.texts
-        self.characters += other.characters
-        self.credits += other.credits
-        self.tokens += other.tokens
+    def entry(self) -> UsageEntry:
+        return UsageEntry(
+            self.key_prefix, self.day, self.route, self.requests, self.texts, self.characters, self.credits, self.tokens
+        )
 
 
-_Key = tuple[str, date, str]
+def _added(held: _Row, more: _Row) -> _Row:
+    held.requests += more.requests
+    held.texts += more.texts
+    held.characters += more.characters
+    held.credits += more.credits
+    held.tokens += more.tokens
+    return held
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +118,19 @@ class UsageMeter:
     """Buffers usage in memory and writes it to the ledger in batches; reads the ledger back."""
 
     def __init__(
-        self, repo: UsageRepository, *, flush_seconds: float = 1.0, today: Callable[[], date] = utc_today
+        self,
+        repo: UsageRepository,
+        *,
+        flush_seconds: float = 1.0,
+        today: Callable[[], date] = utc_today,
+        max_rows: int = MAX_BUFFERED_ROWS,
     ) -> None:
         self.repo = repo
         self.flush_seconds = flush_seconds
         self._today = today
-        self._buffer: dict[_Key, _Counts] = {}
-        self._lock = asyncio.Lock()
+        self._buffer = BufferedWriter(
+            self._write, name="usage", max_rows=max_rows, merge=_added, on_drop=BUFFER_DROPPED.labels("usage").inc
+        )
         self._periodic = Periodic(
             self.flush,
             flush_seconds,
@@ -120,30 +142,25 @@ class UsageMeter:
     def record(self, key: str, route: str, *, texts: int, characters: int, credits: int, tokens: int = 0) -> None:
         """Count one successful request of `texts` texts (and `tokens` language-model tokens; no I/O: flushed
         later)."""
-        counts = self._buffer.setdefault((key, self._today(), route), _Counts())
-        counts.add(_Counts(1, texts, characters, credits, tokens))
+        day = self._today()
+        self._buffer.add(_Row(key, day, route, 1, texts, characters, credits, tokens), key=(key, day, route))
+
+    def _write(self, rows: Sequence[_Row]) -> None:
+        self.repo.add([row.entry() for row in rows])
 
     @property
     def pending(self) -> int:
         """Ledger rows waiting in memory for the next flush."""
-        return len(self._buffer)
+        return self._buffer.pending
+
+    @property
+    def dropped(self) -> int:
+        """Rows refused because the buffer was full (see `MAX_BUFFERED_ROWS`)."""
+        return self._buffer.dropped
 
     async def flush(self) -> None:
         """Write the buffer to the ledger now; on failure the counts go back into the buffer and the error rises."""
-        async with self._lock:
-            if not self._buffer:
-                return
-            batch, self._buffer = self._buffer, {}
-            entries = [
-                UsageEntry(k, d, r, c.requests, c.texts, c.characters, c.credits, c.tokens)
-                for (k, d, r), c in batch.items()
-            ]
-            try:
-                await asyncio.to_thread(self.repo.add, entries)
-            except BaseException:
-                for slot, counts in batch.items():
-                    self._buffer.setdefault(slot, _Counts()).add(counts)
-                raise
+        await self._buffer.flush()
 
     def start(self) -> None:
         """Start the periodic flush (call from inside the running event loop)."""
@@ -152,10 +169,7 @@ class UsageMeter:
     async def stop(self) -> None:
         """Stop the periodic flush and write what is left."""
         await self._periodic.stop()
-        try:
-            await self.flush()
-        except Exception:
-            logger.exception("usage not written at shutdown", extra={"rows": self.pending})
+        await self._buffer.close()
 
     def read(self, start: date, end: date, key: str | None = None) -> UsageReport:
         """The ledger as stored (what other processes have not flushed yet is not in it)."""

@@ -1,9 +1,11 @@
-"""Zero-shot classification as a use case: label sets from a request become cached `ZeroShotEngine`s.
+"""Zero-shot classification as a use case: label sets from a request become cached label scorers.
 
-Building an engine embeds its label texts (once per label set, then kept in an LRU of engines; the label vectors
-are also cached per label text inside the engine module). The texts themselves go through the shared encoder
-batcher, so concurrent zero-shot requests, and embedding requests, are encoded together in one call; the scores
-are then a matrix product with the label vectors, calibrated for the mode.
+The scorers are built by the `build` function the composition root gives (the zero-shot engine's `from_labels`,
+bound to the process's encoder): this service names no concrete engine. Building one embeds its label texts (once
+per label set, then kept in an LRU; the label vectors are also cached per label text inside the engine module).
+The texts themselves go through the shared encoder batcher, so concurrent zero-shot requests, and embedding
+requests, are encoded together in one call; the scores are then a matrix product with the label vectors,
+calibrated for the mode.
 """
 
 from __future__ import annotations
@@ -14,18 +16,39 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
-from labelwise.domain import ModelVersion, Timing
+from labelwise.domain import ModelVersion, TaskType, Timing
 from labelwise.encoder import MODEL_ID, EncoderBatcher
 from labelwise.engines.base import FloatArray, predictions_of
-from labelwise.engines.zeroshot import ZeroShotEngine
 from labelwise.errors import InvalidRequest
 from labelwise.services.classify import Classification, ClassifyService
 from labelwise.services.credits import Payer, billed
 
 ZEROSHOT_ENGINE = "zeroshot"  # the model name in responses and the price-list entry
+
+
+class LabelScorer(Protocol):
+    """What the service needs of a zero-shot engine: its labels, their vectors, and scores from cosines."""
+
+    classes_: list[str]
+    task_: TaskType
+
+    @property
+    def label_vectors(self) -> NDArray[np.float32]: ...
+
+    def proba_from_cosine(self, cosine: FloatArray) -> FloatArray: ...
+
+    def decide(self, proba: FloatArray) -> list[list[str]]: ...
+
+
+class ScorerBuilder(Protocol):
+    """Builds the scorer of a label set: names, or {name: description}; `mode` and `threshold` as the engine's."""
+
+    def __call__(self, labels: list[str] | dict[str, str], *, mode: str, threshold: float) -> LabelScorer: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +99,17 @@ def check_labels(
 class ZeroShotService:
     """Scores texts against label sets named in the request, with no trained model."""
 
-    def __init__(self, batcher: EncoderBatcher, classify: ClassifyService, *, cache_size: int = 256) -> None:
+    def __init__(
+        self, batcher: EncoderBatcher, classify: ClassifyService, *, build: ScorerBuilder, cache_size: int = 256
+    ) -> None:
         self.batcher = batcher
         self.classify_service = classify  # for its text limits and billing, which zero-shot shares
+        self.build = build
         self.cache_size = cache_size
-        self._engines: OrderedDict[tuple[object, ...], ZeroShotEngine] = OrderedDict()
+        self._engines: OrderedDict[tuple[object, ...], LabelScorer] = OrderedDict()
         self._created = datetime.now(UTC)
 
-    async def engine(self, labels: Mapping[str, str], *, mode: str, threshold: float = 0.5) -> ZeroShotEngine:
+    async def engine(self, labels: Mapping[str, str], *, mode: str, threshold: float = 0.5) -> LabelScorer:
         """The engine for this label set and mode, built on first use and then kept (least recently used goes)."""
         key = (tuple(labels.items()), mode, threshold)
         found = self._engines.get(key)
@@ -93,20 +119,20 @@ class ZeroShotService:
         # Labels with descriptions are passed as a dict; names alone keep their text template.
         given: list[str] | dict[str, str] = dict(labels) if any(labels.values()) else list(labels)
         # Building embeds the label texts (and loads the encoder the first time): a thread, off the event loop.
-        engine = await asyncio.to_thread(ZeroShotEngine.from_labels, given, mode=mode, threshold=threshold)
+        engine = await asyncio.to_thread(self.build, given, mode=mode, threshold=threshold)
         self._engines[key] = engine
         while len(self._engines) > self.cache_size:
             self._engines.popitem(last=False)
         return engine
 
-    async def scores(self, texts: Sequence[str], engine: ZeroShotEngine) -> tuple[FloatArray, Timing]:
+    async def scores(self, texts: Sequence[str], engine: LabelScorer) -> tuple[FloatArray, Timing]:
         """Scores (texts, labels) in the engine's label order, with the encoder batch's timing."""
         vectors, timing = await self.batcher.embed_timed(texts)
         # float64, as the engine does, so one text scores the same alone or in a batch.
         cosine = vectors.astype(np.float64) @ engine.label_vectors.astype(np.float64).T
         return engine.proba_from_cosine(cosine), timing
 
-    def record(self, engine: ZeroShotEngine) -> ModelVersion:
+    def record(self, engine: LabelScorer) -> ModelVersion:
         """What responses name as the model: `zeroshot`, versioned by the encoder."""
         return ModelVersion(
             name=ZEROSHOT_ENGINE,

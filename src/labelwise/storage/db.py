@@ -1,8 +1,18 @@
-"""Database connection and migrations. One `Database` per process, built by the composition root."""
+"""Database connection and migrations. One `Database` per process, built by the composition root.
+
+A PostgreSQL server that cannot be reached (stopped, restarting, the network away) is mapped here, once, for every
+caller: the driver's connection errors become `StorageUnavailable` (503 `storage_unavailable` with `Retry-After` at
+the API), raised `from` the original. The outage is logged once when it starts and once when a statement succeeds
+again, not per request; nothing needs restarting, since the pool (pre-ping) replaces the dead connections.
+SQLite, a file in the process's own data directory, has no such outage and keeps its errors as they are.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -11,18 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from labelwise.errors import StorageError
+from labelwise.errors import StorageUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 logger = logging.getLogger(__name__)
-
-# The newest revision of each branch in migrations/versions (tests/unit/storage checks it against Alembic).
-HEADS = frozenset({"0003_jobs", "0003_monitoring", "0004_usage_tokens"})
 
 
 def _json_text(value: Any) -> str:
@@ -40,6 +48,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+UNAVAILABLE_MESSAGE = "storage unavailable: the database cannot be reached; retry later"
+RETRY_AFTER_SECONDS = 5
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class Availability:
+    """Whether the database answered lately: flips to down on the first connection error of an outage and back up
+    on the first statement that succeeds, logging each change once (the URL without its password, the error's
+    class, never its text)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = _redact(url)
+        self._down_since: float | None = None
+        self._lock = threading.Lock()
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
+        logger.warning(
+            "database unavailable; answering 503 storage_unavailable until it is back",
+            extra={"database": self.url, "error": type(error).__name__},
+        )
+
+    def answered(self) -> None:
+        if self._down_since is None:  # the common case: no lock taken
+            return
+        with self._lock:
+            if self._down_since is None:
+                return
+            seconds, self._down_since = time.monotonic() - self._down_since, None
+        logger.warning("database available again", extra={"database": self.url, "outage_seconds": round(seconds, 3)})
+
+
 class Database:
     """Owns the SQLAlchemy engine and session factory for one database URL."""
 
@@ -55,10 +98,36 @@ class Database:
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
+            # A host that drops packets would hold each request as long as the driver waits for a connection:
+            # without a bound of the URL's own, a request gives up after CONNECT_TIMEOUT_SECONDS (and gets 503).
+            waits = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
             self.engine = create_engine(
-                url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_text
+                url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                json_serializer=_json_text,
+                connect_args=waits,
             )
+        self.availability = Availability(url)
+        if not self.is_sqlite:
+            event.listen(self.engine, "handle_error", self._unavailable)
+            event.listen(self.engine, "after_cursor_execute", self._answered)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _unavailable(self, context: ExceptionContext) -> None:
+        """The storage boundary: no connection to be had (refused, timed out) or one cut under a statement becomes
+        `StorageUnavailable`. Errors of a statement on a live connection (a deadlock, a serialization failure, a
+        cancelled query: also `OperationalError`s) are left as they are: the database is there."""
+        if context.is_pre_ping:
+            return  # the pool answers a failed ping itself, by connecting afresh (which comes back here if it fails)
+        if context.connection is None or context.is_disconnect:
+            self.availability.failed(context.original_exception)
+            unavailable = StorageUnavailable(UNAVAILABLE_MESSAGE, retry_after=RETRY_AFTER_SECONDS)
+            raise unavailable from context.sqlalchemy_exception
+
+    def _answered(self, *_: Any) -> None:
+        self.availability.answered()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -69,8 +138,8 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent; safe to call on every start).
 
-        A database already at `HEADS` is left alone without loading Alembic and its scripts (about 0.4 s of every
-        start); tests hold `HEADS` equal to the migration scripts' heads.
+        A database already at the scripts' heads is left alone without running Alembic's upgrade (its environment
+        and a migration context).
         """
         if self.at_heads():
             return
@@ -84,17 +153,17 @@ class Database:
                 config = alembic_config(self.url)
                 config.attributes["connection"] = connection
                 command.upgrade(config, "heads")
-        except OperationalError as exc:
-            raise StorageError(f"database unreachable: {_redact(self.url)}") from exc
+        except (OperationalError, StorageUnavailable) as exc:
+            raise StorageUnavailable(f"database unreachable: {_redact(self.url)}") from exc
 
     def at_heads(self) -> bool:
         """True when the schema is at the newest revision of every migration branch."""
         try:
             with self.engine.connect() as connection:
                 rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-        except (OperationalError, ProgrammingError):  # no such table yet, or no database
+        except (OperationalError, ProgrammingError, StorageUnavailable):  # no such table yet, or no database
             return False
-        return set(rows) == HEADS
+        return set(rows) == heads()
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -102,11 +171,20 @@ class Database:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
             return True
-        except OperationalError:
+        except (OperationalError, StorageUnavailable):
             return False
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@functools.cache
+def heads() -> frozenset[str]:
+    """The newest revision of each branch of the migration scripts (one, since 0004 merged the two 0003s); read
+    from the scripts by Alembic, once per process."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
 
 def alembic_config(url: str) -> Config:

@@ -23,61 +23,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from labelwise.domain import TaskType
+from labelwise.engines.calibration import expected_calibration_error, reliability
 from labelwise.errors import DataError
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-
-ECE_BINS = 15
-
-
-def expected_calibration_error(conf: ArrayLike, correct: ArrayLike, bins: int = ECE_BINS) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by the bins' row counts.
-
-    `conf` holds probabilities in [0, 1], `correct` booleans (or 0/1) of the same length. Bin b covers
-    (b/bins, (b+1)/bins], with 0 in the first bin. No rows means no error: 0.0.
-    """
-    stats = _bin_stats(np.asarray(conf, dtype=np.float64), np.asarray(correct, dtype=np.float64), bins)
-    n = sum(count for count, _, _ in stats)
-    if n == 0:
-        return 0.0
-    return float(sum(count * abs(acc - cf) for count, cf, acc in stats) / n)
-
-
-def reliability(conf: ArrayLike, correct: ArrayLike, bins: int = ECE_BINS) -> dict[str, Any]:
-    """The reliability diagram data: per bin its bounds, row count, mean confidence and accuracy (None if empty)."""
-    stats = _bin_stats(np.asarray(conf, dtype=np.float64), np.asarray(correct, dtype=np.float64), bins)
-    edges = _edges(bins)
-    return {
-        "bins": [
-            {
-                "lo": float(edges[b]),
-                "hi": float(edges[b + 1]),
-                "count": count,
-                "confidence": cf if count else None,
-                "accuracy": acc if count else None,
-            }
-            for b, (count, cf, acc) in enumerate(stats)
-        ]
-    }
-
-
-def _edges(bins: int) -> FloatArray:
-    return np.linspace(0.0, 1.0, bins + 1)
-
-
-def _bin_stats(conf: FloatArray, correct: FloatArray, bins: int) -> list[tuple[int, float, float]]:
-    if conf.shape != correct.shape:
-        raise ValueError("conf and correct differ in shape")
-    # side="left": a confidence equal to an upper edge belongs to the bin that edge closes.
-    index = np.clip(np.searchsorted(_edges(bins), conf, side="left") - 1, 0, bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    conf_sum = np.bincount(index, weights=conf, minlength=bins)
-    acc_sum = np.bincount(index, weights=correct, minlength=bins)
-    return [
-        (int(c), float(s / c) if c else 0.0, float(a / c) if c else 0.0)
-        for c, s, a in zip(counts, conf_sum, acc_sum, strict=True)
-    ]
 
 
 def evaluate(

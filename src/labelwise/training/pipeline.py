@@ -10,7 +10,7 @@ from typing import Any
 
 from labelwise.data import Dataset
 from labelwise.domain import LabeledTexts, TaskType
-from labelwise.engines.base import Engine, ProgressCallback
+from labelwise.engines.base import Engine, ProgressCallback, TextEncoder
 from labelwise.engines.factory import create_engine
 from labelwise.training.metrics import evaluate
 
@@ -54,9 +54,11 @@ def fit_and_evaluate(
     params: dict[str, Any] | None = None,
     *,
     progress: ProgressCallback | None = None,
+    encoder: TextEncoder | None = None,
 ) -> TrainResult:
-    """Train `engine_name` on the dataset's train split and evaluate on its validation and test splits."""
-    engine = create_engine(engine_name, **(params or {}))
+    """Train `engine_name` on the dataset's train split and evaluate on its validation and test splits
+    (`encoder`: the sentence encoder, for engines that need one)."""
+    engine = create_engine(engine_name, encoder=encoder, **(params or {}))
     started = time.perf_counter()
     engine.fit(
         dataset.train,

@@ -176,6 +176,9 @@ def _data_section(data: Mapping[str, Any]) -> str:
         ("rows kept", "rows_kept"),
         ("exact duplicates removed", "exact_duplicates"),
         ("normalized duplicates removed", "normalized_duplicates"),
+        ("conflicting texts resolved by majority", "conflicts_resolved"),
+        ("conflicting texts dropped", "conflicts_dropped"),
+        ("rows left out for conflicting labels", "conflicting_rows_dropped"),
     )
     rows = [
         (title, *(value(s, key) for s in splits))

@@ -38,11 +38,31 @@ def test_banking77_with_its_test_file() -> None:
     assert set(dataset.summary()["label_counts"]["validation"]) == set(dataset.labels)
 
 
-def test_goemotions_has_conflicting_labels_named_by_line() -> None:
+def test_emotion_conflicts_are_all_ties_and_dropped() -> None:
+    # emotion's train split repeats 30 tweets with two different labels, one row each: every one is a tie.
+    texts, stats, _ = read_labeled(shared_file("emotion", "train"))
+    assert (stats.conflicts_resolved, stats.conflicts_dropped, stats.conflicting_rows_dropped) == (0, 30, 60)
+    assert len(texts) == stats.rows_kept == 16000 - 60 - stats.exact_duplicates - stats.normalized_duplicates
+
+
+def test_goemotions_conflicts_keep_the_majority_label_set() -> None:
+    texts, stats, task = read_labeled(shared_file("goemotions", "train"))
+    assert task is TaskType.MULTI_LABEL
+    assert (stats.conflicts_resolved, stats.conflicts_dropped) == (19, 43)
+    assert stats.rows_read == (
+        stats.rows_kept + stats.exact_duplicates + stats.normalized_duplicates + stats.conflicting_rows_dropped
+    )
+    # "[NAME]" is labeled 'disgust' once (its first row) and 'neutral' five times: it stays, as neutral.
+    assert texts.labels[texts.texts.index("[NAME]")] == ("neutral",)
+
+
+def test_goemotions_conflicts_named_by_line_with_on_conflict_error() -> None:
     with pytest.raises(DataError) as info:
-        read_labeled(shared_file("goemotions", "train"))
-    assert "but different labels" in str(info.value)
-    assert str(info.value).splitlines()[1].startswith("  line ")
+        read_labeled(shared_file("goemotions", "train"), ReadOptions(conflicts="error"))
+    message = str(info.value)
+    assert "62 texts have conflicting labels and on_conflict (--on-conflict) is 'error'" in message
+    assert "line 8989: same text as line 198 but different labels ('neutral' here, 'disgust' there)" in message
+    assert message.splitlines()[1].startswith("  line ")
 
 
 def test_goemotions_reads_as_multi_label_when_conflicts_are_dropped() -> None:

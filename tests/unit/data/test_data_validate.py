@@ -104,14 +104,63 @@ def test_duplicates_do_not_count_as_examples(tmp_path: Path) -> None:
     assert "label 'b' has 1 example (row 4)" in error_of(path)
 
 
-def test_conflicting_labels_name_both_rows(tmp_path: Path) -> None:
+STRICT = ReadOptions(conflicts="error")
+HINT = (
+    "1 text has conflicting labels and on_conflict (--on-conflict) is 'error'; 'majority' keeps each text's most "
+    "frequent labels, 'drop' leaves such texts out"
+)
+
+
+def test_conflicting_labels_name_both_rows_and_the_option(tmp_path: Path) -> None:
     path = csv_file(tmp_path, "text,label\nRefund please,billing\nother,billing\nx,refund\nrefund   PLEASE,refund\n")
-    assert error_of(path) == (
+    assert error_of(path, STRICT) == (
         "train.csv row 5: same text (ignoring case, spacing and Unicode form) as row 2 but different labels "
-        "('refund' here, 'billing' there)"
+        f"('refund' here, 'billing' there); {HINT}"
     )
     path = jsonl(tmp_path, [*GOOD, {"text": "alpha", "label": "b"}, {"text": "z", "label": "b"}])
-    assert error_of(path) == "train.jsonl line 3: same text as line 1 but different labels ('b' here, 'a' there)"
+    assert error_of(path, STRICT) == (
+        f"train.jsonl line 3: same text as line 1 but different labels ('b' here, 'a' there); {HINT}"
+    )
+
+
+def test_conflicts_are_resolved_by_majority_by_default(tmp_path: Path) -> None:
+    rows = [
+        {"text": "alpha", "label": "b"},
+        {"text": "ALPHA", "label": "a"},
+        {"text": "alpha", "label": "a"},
+        {"text": "alpha ", "label": "a"},
+        {"text": "tie", "label": "a"},
+        {"text": "Tie", "label": "b"},
+        {"text": "beta", "label": "a"},
+        {"text": "x", "label": "b"},
+    ]
+    texts, stats, _ = read_labeled(jsonl(tmp_path, rows), min_examples=1)
+    # "alpha" keeps its majority label from its first row that has it; "tie" (one vote each) is dropped.
+    assert list(zip(texts.texts, texts.labels, strict=True)) == [("ALPHA", ("a",)), ("beta", ("a",)), ("x", ("b",))]
+    assert (stats.conflicts_resolved, stats.conflicts_dropped) == (1, 1)
+    assert stats.conflicting_rows_dropped == 3  # alpha's "b" and both rows of "tie"
+    assert (stats.exact_duplicates, stats.normalized_duplicates) == (0, 2)
+    assert stats.rows_read == (
+        stats.rows_kept + stats.exact_duplicates + stats.normalized_duplicates + stats.conflicting_rows_dropped
+    )
+
+
+def test_a_multi_label_conflict_is_a_different_label_set(tmp_path: Path) -> None:
+    rows = [
+        {"text": "one", "labels": ["a", "b"]},
+        {"text": "one", "labels": ["b", "a"]},  # the same set in another order: a duplicate, not a conflict
+        {"text": "one", "labels": ["a"]},
+        {"text": "two", "labels": ["a"]},
+        {"text": "two", "labels": ["a", "b"]},
+        {"text": "three", "labels": ["b"]},
+    ]
+    texts, stats, task = read_labeled(jsonl(tmp_path, rows), min_examples=1)
+    assert task is TaskType.MULTI_LABEL
+    assert list(zip(texts.texts, texts.labels, strict=True)) == [("one", ("a", "b")), ("three", ("b",))]
+    assert (stats.conflicts_resolved, stats.conflicts_dropped, stats.exact_duplicates) == (1, 1, 1)
+    assert "line 3: same text as line 1 but different labels ('a' here, ['a', 'b'] there)" in error_of(
+        jsonl(tmp_path, rows), STRICT, min_examples=1
+    )
 
 
 def test_conflicts_can_be_dropped(tmp_path: Path) -> None:
@@ -121,6 +170,7 @@ def test_conflicts_can_be_dropped(tmp_path: Path) -> None:
     texts, stats, _ = read_labeled(path, ReadOptions(conflicts="drop"), min_examples=1)
     assert texts.texts == ["beta", "x", "y"]
     assert stats.conflicting_rows_dropped == 3
+    assert (stats.conflicts_resolved, stats.conflicts_dropped) == (0, 1)  # "drop" drops even a clear majority
     assert stats.rows_read == stats.rows_kept + stats.conflicting_rows_dropped
 
 
@@ -195,7 +245,7 @@ def test_stats_are_json_and_hash_the_file(tmp_path: Path) -> None:
 
 
 def test_bad_options_are_rejected() -> None:
-    with pytest.raises(InvalidRequest, match="conflicts: must be 'error' or 'drop'"):
+    with pytest.raises(InvalidRequest, match="conflicts: must be 'majority', 'drop' or 'error'"):
         ReadOptions(conflicts="keep")  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest, match="label_sep: must not be empty"):
         ReadOptions(label_sep="")

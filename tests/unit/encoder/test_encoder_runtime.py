@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.conftest import encoder_cache_dir
 
-from labelwise.encoder import DIMENSIONS, MODEL_ID, Encoder, get_encoder
+from labelwise.encoder import DIMENSIONS, MODEL_ID, Encoder, LazyEncoder, get_encoder
 from labelwise.encoder import files as encoder_files
 from labelwise.errors import ConfigError, InvalidRequest
 
@@ -153,3 +153,18 @@ def test_bad_settings_fail_fast(tmp_path: Path) -> None:
 
 def test_get_encoder_shares_one_instance() -> None:
     assert get_encoder(encoder_cache_dir()) is get_encoder(encoder_cache_dir())
+
+
+def test_a_lazy_encoder_loads_the_directory_it_is_given_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The environment names another data directory: the encoder is given its directory and reads no setting.
+    monkeypatch.setenv("LABELWISE_DATA_DIR", str(tmp_path / "elsewhere"))
+    lazy = LazyEncoder(encoder_cache_dir())
+    assert (lazy.model_id, lazy.dimensions) == (MODEL_ID, DIMENSIONS)
+    assert lazy._encoder is None  # nothing loaded yet
+    vectors = lazy.encode(["a card payment"])
+    assert lazy.encoder() is get_encoder(encoder_cache_dir())
+    assert lazy.sha256 == get_encoder(encoder_cache_dir()).sha256
+    np.testing.assert_array_equal(vectors, get_encoder(encoder_cache_dir()).encode(["a card payment"]))
+    assert not (tmp_path / "elsewhere").exists()

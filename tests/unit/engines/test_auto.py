@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import shared_encoder
 
 from labelwise.domain import LabeledTexts, TaskType
 from labelwise.engines.auto import AutoEngine, CombinedEngine
@@ -35,6 +36,8 @@ ROWS = {
     ],
 }
 
+ENCODER = shared_encoder()
+
 
 def split(rows: range) -> LabeledTexts:
     texts = [ts[i] for ts in ROWS.values() for i in rows]
@@ -43,7 +46,7 @@ def split(rows: range) -> LabeledTexts:
 
 @pytest.fixture(scope="module")
 def fitted() -> AutoEngine:
-    return AutoEngine().fit(split(range(5)), split(range(5, 8)))
+    return AutoEngine(encoder=ENCODER).fit(split(range(5)), split(range(5, 8)))
 
 
 def test_every_candidate_is_scored_and_the_best_is_kept(fitted: AutoEngine) -> None:
@@ -67,16 +70,16 @@ def test_save_and_load_delegate_to_the_chosen_engine(fitted: AutoEngine, tmp_pat
     fitted.save(tmp_path)
     meta = json.loads((tmp_path / "auto.json").read_text())
     assert meta["chosen"] == fitted.get_params()["selection"]["chosen"]
-    loaded = AutoEngine.load(tmp_path)
+    loaded = AutoEngine.load(tmp_path, encoder=ENCODER)
     texts = ["Reset my password", "Give me a refund"]
     np.testing.assert_allclose(loaded.predict_proba(texts), fitted.predict_proba(texts), atol=1e-12)
     assert loaded.get_params()["selection"] == fitted.get_params()["selection"]
 
 
 def test_combined_engine_round_trip(tmp_path: Path) -> None:
-    engine = CombinedEngine(c_grid=(16.0,)).fit(split(range(5)), split(range(5, 8)))
+    engine = CombinedEngine(encoder=ENCODER, c_grid=(16.0,)).fit(split(range(5)), split(range(5, 8)))
     engine.save(tmp_path)
-    loaded = CombinedEngine.load(tmp_path)
+    loaded = CombinedEngine.load(tmp_path, encoder=ENCODER)
     texts = ["Reset my password", "Give me a refund"]
     np.testing.assert_allclose(loaded.predict_proba(texts), engine.predict_proba(texts), atol=1e-12)
     assert loaded.predict(texts) == [["password"], ["refund"]]
@@ -84,4 +87,4 @@ def test_combined_engine_round_trip(tmp_path: Path) -> None:
 
 def test_unknown_candidates_are_refused() -> None:
     with pytest.raises(DataError, match="candidates"):
-        AutoEngine(candidates=("bert",)).fit(split(range(5)), split(range(5, 8)))
+        AutoEngine(encoder=ENCODER, candidates=("bert",)).fit(split(range(5)), split(range(5, 8)))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import shared_encoder
 
 from labelwise.domain import LabeledTexts, TaskType
 from labelwise.engines.embedding import EmbeddingEngine
@@ -44,6 +45,8 @@ HELD_OUT = {
     "weather": "Bring an umbrella, showers are coming.",
 }
 
+ENCODER = shared_encoder()
+
 
 def data(per_label: int, start: int = 0) -> LabeledTexts:
     texts = [t for ts in EXAMPLES.values() for t in ts[start : start + per_label]]
@@ -53,7 +56,7 @@ def data(per_label: int, start: int = 0) -> LabeledTexts:
 
 @pytest.fixture(scope="module")
 def fitted() -> EmbeddingEngine:
-    return EmbeddingEngine(c_grid=(4.0, 16.0)).fit(data(4), data(2, start=4))
+    return EmbeddingEngine(encoder=ENCODER, c_grid=(4.0, 16.0)).fit(data(4), data(2, start=4))
 
 
 def test_probabilities_follow_the_contract(fitted: EmbeddingEngine) -> None:
@@ -76,7 +79,7 @@ def test_small_validation_falls_back_to_cross_validation(fitted: EmbeddingEngine
 
 
 def test_one_example_per_label_uses_a_fixed_c() -> None:
-    engine = EmbeddingEngine().fit(data(1), LabeledTexts([], []))
+    engine = EmbeddingEngine(encoder=ENCODER).fit(data(1), LabeledTexts([], []))
     assert engine.get_params()["mode"].startswith("fixed C")
     assert engine.predict(list(HELD_OUT.values())) == [[label] for label in HELD_OUT]
 
@@ -86,7 +89,7 @@ def test_multi_label_gets_independent_scores_and_thresholds() -> None:
     labels = [
         (*row, "question") if text.endswith("?") else row for text, row in zip(base.texts, base.labels, strict=True)
     ]
-    engine = EmbeddingEngine(c_grid=(16.0,)).fit(
+    engine = EmbeddingEngine(encoder=ENCODER, c_grid=(16.0,)).fit(
         LabeledTexts(base.texts, labels), LabeledTexts([], []), multi_label=True
     )
     assert engine.task_ is TaskType.MULTI_LABEL
@@ -100,7 +103,7 @@ def test_multi_label_gets_independent_scores_and_thresholds() -> None:
 def test_save_and_load_round_trip(fitted: EmbeddingEngine, tmp_path: Path) -> None:
     fitted.save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["coef.npy", "embedding.json", "intercept.npy"]
-    loaded = EmbeddingEngine.load(tmp_path)
+    loaded = EmbeddingEngine.load(tmp_path, encoder=ENCODER)
     texts = list(HELD_OUT.values())
     np.testing.assert_allclose(loaded.predict_proba(texts), fitted.predict_proba(texts), atol=1e-12)
     assert loaded.classes_ == fitted.classes_
@@ -113,18 +116,18 @@ def test_a_model_from_another_encoder_refuses_to_load(fitted: EmbeddingEngine, t
     meta["encoder"]["sha256"] = "0" * 64
     (tmp_path / "embedding.json").write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match="encoder"):
-        EmbeddingEngine.load(tmp_path)
+        EmbeddingEngine.load(tmp_path, encoder=ENCODER)
 
 
 def test_corrupt_artifacts_raise_model_load_error(fitted: EmbeddingEngine, tmp_path: Path) -> None:
     fitted.save(tmp_path)
     np.save(tmp_path / "coef.npy", np.zeros((3, 3), dtype=np.float32))
     with pytest.raises(ModelLoadError, match="shape"):
-        EmbeddingEngine.load(tmp_path)
+        EmbeddingEngine.load(tmp_path, encoder=ENCODER)
 
 
 def test_unfitted_engine_refuses_to_predict(tmp_path: Path) -> None:
     with pytest.raises(NotFittedError):
-        EmbeddingEngine().predict_proba(["x"])
+        EmbeddingEngine(encoder=ENCODER).predict_proba(["x"])
     with pytest.raises(NotFittedError):
-        EmbeddingEngine().save(tmp_path)
+        EmbeddingEngine(encoder=ENCODER).save(tmp_path)

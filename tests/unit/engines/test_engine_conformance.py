@@ -15,20 +15,23 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import shared_encoder
 
 from labelwise.domain import LabeledTexts, TaskType
 from labelwise.engines.auto import AutoEngine
-from labelwise.engines.base import Engine
+from labelwise.engines.base import Engine, HeadEngine
 from labelwise.engines.embedding import EmbeddingEngine
 from labelwise.engines.linear import LinearEngine
 from labelwise.engines.zeroshot import ZeroShotEngine
-from labelwise.errors import NotFittedError
+from labelwise.errors import ConfigError, DataError, NotFittedError
+
+ENCODER = shared_encoder()
 
 ENGINES: dict[str, Callable[[], Engine]] = {
     "linear": lambda: LinearEngine(c_grid=(0.3, 1.0)),
-    "embedding": lambda: EmbeddingEngine(c_grid=(4.0, 16.0)),
-    "zeroshot": ZeroShotEngine,
-    "auto": AutoEngine,
+    "embedding": lambda: EmbeddingEngine(encoder=ENCODER, c_grid=(4.0, 16.0)),
+    "zeroshot": lambda: ZeroShotEngine(encoder=ENCODER),
+    "auto": lambda: AutoEngine(encoder=ENCODER),
 }
 
 TOPICS = {
@@ -115,7 +118,7 @@ def test_save_load_round_trip_gives_identical_probabilities(
 ) -> None:
     engine = fitted if which == "single" else fitted_multi
     engine.save(tmp_path)
-    loaded = type(engine).load(tmp_path)
+    loaded = type(engine).load(tmp_path, encoder=ENCODER)
     texts = [*single_label_data(20, 9).texts, "", "unseen words only zzz", "ÜNÏCÖDÉ 東京 🙂"]
     np.testing.assert_array_equal(loaded.predict_proba(texts), engine.predict_proba(texts))
     assert loaded.classes_ == engine.classes_
@@ -186,3 +189,65 @@ def test_multi_label_has_thresholds_and_independent_columns(fitted_multi: Engine
     predicted = engine.predict(data.texts)
     exact = np.mean([p == list(g) for p, g in zip(predicted, data.labels, strict=True)])
     assert exact >= 0.8
+
+
+# What the engine base (engines/base.py, engines/targets.py) guarantees every engine ----------------------------
+
+SPORT_ONLY = LabeledTexts(["a goal", "the match", "our team"], [("sport",), ("sport",), ("sport",)])
+
+
+@pytest.mark.parametrize(
+    ("train", "multi_label", "message"),
+    [
+        (LabeledTexts([], []), False, "train: no rows"),
+        (
+            LabeledTexts(["a goal", "pasta and a goal"], [("sport",), ("food", "sport")]),
+            False,
+            "train row 2: a single-label row needs exactly one label, found 2",
+        ),
+        (SPORT_ONLY, False, "train: a single-label classifier needs at least 2 labels, found 1"),
+        (LabeledTexts(["a goal", "some pasta"], [(), ()]), True, "train: no row has a label"),
+    ],
+)
+def test_every_engine_refuses_the_same_data_with_the_same_message(
+    engine_name: str, train: LabeledTexts, multi_label: bool, message: str
+) -> None:
+    with pytest.raises(DataError) as refused:
+        ENGINES[engine_name]().fit(train, single_label_data(15, 6), multi_label=multi_label)
+    assert refused.value.message == message
+    assert refused.value.param == "train"
+
+
+def test_one_label_is_enough_for_multi_label(engine_name: str) -> None:
+    engine = ENGINES[engine_name]().fit(SPORT_ONLY, SPORT_ONLY, multi_label=True)
+    assert engine.classes_ == ["sport"]
+    assert engine.predict_proba(["a goal"]).shape == (1, 1)
+
+
+def test_an_empty_validation_split_is_refused_only_by_engines_that_need_one(engine_name: str) -> None:
+    engine = ENGINES[engine_name]()
+    assert isinstance(engine, HeadEngine)
+    unseen = LabeledTexts(["a goal"], [("chess",)])  # its only row has a label train lacks: dropped
+    for validation in (LabeledTexts([], []), unseen):
+        if engine.needs_validation:
+            with pytest.raises(DataError, match="validation: no rows with a label seen in train"):
+                engine.fit(single_label_data(30, 5), validation)
+        else:
+            assert engine.fit(single_label_data(30, 5), validation).classes_ == sorted(TOPICS)
+
+
+def test_engines_that_need_an_encoder_say_so_without_one(engine_name: str, tmp_path: Path) -> None:
+    engine = ENGINES[engine_name]()
+    if not engine.needs_encoder:
+        return
+    with pytest.raises(ConfigError, match="needs a sentence encoder"):
+        type(engine)().fit(single_label_data(30, 5), single_label_data(15, 6))
+    if engine_name == "auto":
+        return  # auto loads its chosen candidate, which may need none
+    engine.fit(single_label_data(30, 5), single_label_data(15, 6)).save(tmp_path)
+    with pytest.raises(ConfigError, match="needs a sentence encoder"):
+        type(engine).load(tmp_path)
+
+
+def test_the_explanation_method_is_declared(fitted: Engine) -> None:
+    assert fitted.explainer().explanation in {"linear", "leave_one_out"}

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from labelwise.errors import Forbidden, InsufficientBalance, InvalidRequest
+from labelwise.errors import Forbidden, InsufficientBalance, InvalidRequest, StorageUnavailable
+from labelwise.rate_limit import canonical_rate_limit, parse_rate_limit
 from labelwise.services.credits import Billing, CreditService, Payer, PriceList
 from labelwise.services.keys import KeyChanges, KeyService, Principal
 from labelwise.services.limits import (
@@ -21,8 +22,6 @@ from labelwise.services.limits import (
     RateDecision,
     RequestLimiter,
     WindowState,
-    canonical_rate_limit,
-    parse_rate_limit,
 )
 from labelwise.services.usage import UsageMeter, report_window, visible_key
 from labelwise.storage.db import Database
@@ -119,6 +118,28 @@ async def test_billing_refunds_failed_work_and_records_only_success(keys: KeySer
             pytest.fail("work ran without being paid for")
     await meter.flush()
     assert meter.read(DAY, DAY).rows == [UsageEntry(info.prefix, DAY, "/v1/batch", 1, 2, 5, 6)]
+
+
+class RefundsLost(KeyRepository):
+    """Debits work; the database is gone by the time a refund is written."""
+
+    def refund(self, prefix: str, amount: int) -> None:
+        raise StorageUnavailable("storage unavailable: the database cannot be reached; retry later")
+
+
+@pytest.mark.anyio
+async def test_a_refund_the_database_cannot_take_is_logged_and_the_work_error_goes_on(
+    keys: KeyService, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, info = keys.create("k", settings=KeyChanges(credits=10))
+    meter = UsageMeter(UsageRepository(database), today=lambda: DAY)
+    billing = Billing(CreditService(RefundsLost(database), PriceList({"linear": 3})), meter)
+    with pytest.raises(RuntimeError, match="inference failed"):
+        async with billing.billed(Payer(info.prefix, "/v1/batch", metered=True), "linear", ["a"]):
+            raise RuntimeError("inference failed")
+    lost = [r for r in caplog.records if r.getMessage().startswith("refund not written")]
+    assert [(r.levelname, r.key, r.credits) for r in lost] == [("ERROR", info.prefix, 3)]  # type: ignore[attr-defined]
+    assert meter.pending == 0  # failed work is not usage
 
 
 @pytest.mark.anyio

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
-from sqlalchemy import inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 
-from labelwise.storage.db import Database, alembic_config
+from labelwise.storage.db import Database, alembic_config, heads
 from labelwise.storage.tables import Base
 
 
@@ -17,6 +19,7 @@ def test_upgrade_from_empty_creates_every_table(database_url: str) -> None:
         tables = set(inspect(db.engine).get_table_names())
         assert set(Base.metadata.tables) <= tables
         assert "alembic_version" in tables
+        assert _versions(db) == heads()  # one row: the merged head
         db.migrate()  # a second start finds nothing to do
     finally:
         db.dispose()
@@ -53,8 +56,6 @@ def test_downgrade_to_base_and_back(database_url: str) -> None:
 
 
 def test_unreachable_database_is_a_clear_error() -> None:
-    import pytest
-
     from labelwise.errors import StorageError
 
     db = Database("postgresql+psycopg://nobody:secret-pw@127.0.0.1:1/none?connect_timeout=2")
@@ -64,24 +65,37 @@ def test_unreachable_database_is_a_clear_error() -> None:
     assert "unreachable" in str(info.value)
 
 
-def test_heads_constant_matches_the_migration_scripts(database_url: str) -> None:
-    from alembic.script import ScriptDirectory
+def _versions(db: Database) -> set[str]:
+    with db.engine.connect() as conn:
+        return set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
-    from labelwise.storage.db import HEADS
 
-    assert set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads()) == HEADS
+def test_one_head_read_from_the_scripts() -> None:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert len(script.get_heads()) == 1, script.get_heads()
+    assert heads() == set(script.get_heads())
+
+
+@pytest.mark.parametrize(
+    "stamped",
+    [("0003_jobs",), ("0003_monitoring",), ("0003_jobs", "0003_monitoring")],
+    ids=["jobs-only", "monitoring-only", "both-branches"],
+)
+def test_database_at_an_old_head_upgrades(database_url: str, stamped: tuple[str, ...]) -> None:
+    """A database migrated before the merge, on one branch or on both (every database made by 0003), reaches the
+    one head on the next start; one branch behind is not mistaken for up to date."""
     db = Database(database_url)
     try:
-        assert not db.at_heads()  # empty database
-        db.migrate()
-        assert db.at_heads()
-        with db.engine.begin() as conn:  # one branch behind: migrate must not skip
+        with db.engine.begin() as conn:
             config = alembic_config(database_url)
             config.attributes["connection"] = conn
-            command.downgrade(config, "0003_jobs@-1")
+            for revision in stamped:
+                command.upgrade(config, revision)
+        assert _versions(db) == set(stamped)
         assert not db.at_heads()
         db.migrate()
         assert db.at_heads()
+        assert _versions(db) == heads()
         assert set(Base.metadata.tables) <= set(inspect(db.engine).get_table_names())
     finally:
         db.dispose()

@@ -9,8 +9,9 @@ import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_score, roc_auc_score
 
 from labelwise.domain import TaskType
+from labelwise.engines.calibration import expected_calibration_error, reliability
 from labelwise.errors import DataError
-from labelwise.training.metrics import evaluate, expected_calibration_error, reliability
+from labelwise.training.metrics import evaluate
 
 SINGLE_GOLD = [("a",), ("a",), ("b",), ("b",)]
 SINGLE_PROBA = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])

@@ -19,7 +19,7 @@ from labelwise.api.deps import IdempotencyDep, JobServiceDep, PrincipalDep, Uplo
 from labelwise.api.routes.jobs import IDEMPOTENCY_RESPONSES, IdempotencyKey, created, save_upload
 from labelwise.api.schemas.errors import error_responses
 from labelwise.api.schemas.jobs import JobPublic
-from labelwise.data import ReadOptions
+from labelwise.data import ConflictRule, ReadOptions
 from labelwise.errors import InvalidRequest
 from labelwise.services.keys import Scope
 from labelwise.services.training import TrainRequest
@@ -51,6 +51,13 @@ async def train_model(
     engine: Annotated[str, Form(max_length=32)] = "linear",
     text_col: Annotated[str, Form(max_length=200)] = "text",
     label_col: Annotated[str | None, Form(max_length=200)] = None,
+    on_conflict: Annotated[
+        ConflictRule,
+        Form(
+            description="the same text with different labels (label sets, for multi-label): `majority` keeps its "
+            "most frequent labels and drops it on a tie, `drop` drops it, `error` refuses the file"
+        ),
+    ] = "majority",
     params: Annotated[str, Form(max_length=10_000, description="engine hyperparameters as a JSON object")] = "{}",
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
@@ -60,7 +67,7 @@ async def train_model(
         name=name,
         train=path,
         engine=engine,
-        options=ReadOptions(text_col=text_col, label_col=label_col),
+        options=ReadOptions(text_col=text_col, label_col=label_col, conflicts=on_conflict),
         params=_params(params),
         seed=jobs.config.seed,
         min_examples=jobs.config.min_examples,
@@ -72,6 +79,7 @@ async def train_model(
         "engine": engine,
         "text_col": text_col,
         "label_col": label_col,
+        "on_conflict": on_conflict,
         "params": request.params,
     }
 

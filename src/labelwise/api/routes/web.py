@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import html
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -34,7 +35,7 @@ CONTENT_TYPES = {
 }
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; "
-    "font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "font-src 'self'; manifest-src 'self'; base-uri 'self'; form-action 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -83,11 +84,21 @@ def _respond(asset: Asset, request: Request) -> Response:
     return Response(asset.body, media_type=asset.content_type, headers=headers)
 
 
+@functools.cache
+def index_page(root_path: str) -> Asset:
+    """The page with a `<base>` at `root_path`: its links are relative, so with the base they work under a proxy's
+    prefix even when the address has no trailing slash (`/labelwise` as well as `/labelwise/`)."""
+    page = assets()[INDEX]
+    base = f'<head>\n  <base href="{html.escape(root_path)}/">'.encode()
+    body = page.body.replace(b"<head>", base, 1)
+    return Asset(body, page.content_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+
 @router.get("/")
 @public
 async def index(request: Request) -> Response:
     """The single page of the UI."""
-    return _respond(assets()[INDEX], request)
+    return _respond(index_page(str(request.scope.get("root_path", ""))), request)
 
 
 @router.get("/ui/{path:path}")

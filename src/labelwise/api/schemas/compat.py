@@ -5,24 +5,70 @@ and the labels API (`POST /classification`). Their errors: `schemas/embeddings.O
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # --- vLLM ------------------------------------------------------------------------------------------------------
 
 
-class VllmClassifyRequest(BaseModel):
-    """vLLM's classification request."""
+class _VllmOptions(BaseModel):
+    """The options vLLM's pooling requests share."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, json_schema_extra={"examples": [{"model": "banking77", "input": ["card?"]}]}
-    )
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str | None = Field(default=None, max_length=200, description="A trained model (`name`, `name@alias`, ...).")
     input: str | list[str] = Field(description="One text or a list of texts (up to `max_batch_texts`).")
     truncate_prompt_tokens: int | None = Field(
-        default=None, ge=1, description="Keep only the first N whitespace-separated words of each text."
+        default=None,
+        ge=-1,
+        description="Keep only the first N tokens of each text; -1 keeps up to the model's window. Tokens are "
+        "whitespace-separated words (the engines have no tokenizer); the window is the most words a text of "
+        "`max_text_chars` characters can hold. More than the window is a 400.",
+    )
+    use_activation: bool | None = Field(
+        default=None,
+        description="`false`: the scores before the activation, whose softmax (single-label models) or sigmoid "
+        "(multi-label) is the default output: for these calibrated models, natural-log probabilities or log-odds.",
+    )
+    add_special_tokens: bool = Field(
+        default=True,
+        description="Accepted for compatibility: the engines count words and add no special tokens, so it changes "
+        "neither the scores nor the usage.",
+    )
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _text_not_token_ids(cls, value: Any) -> Any:
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, int | list) for item in items):
+            raise ValueError("token ids are not accepted (the engines have no tokenizer): send text")
+        return value
+
+    @field_validator("truncate_prompt_tokens")
+    @classmethod
+    def _not_zero(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError("must be -1 (the model's window) or at least 1")
+        return value
+
+
+class VllmClassifyRequest(_VllmOptions):
+    """vLLM's classification request (also the body of `POST /invocations`)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model": "banking77", "input": ["card?"]}]})
+
+
+class VllmPoolingRequest(_VllmOptions):
+    """vLLM's pooling request; the one task served is `classify`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"model": "banking77", "input": "card?", "task": "classify"}]}
+    )
+
+    task: str = Field(default="classify", max_length=64, description="Only `classify`: the label scores.")
+    encoding_format: Literal["float", "base64"] = Field(
+        default="float", description="`float`: lists of numbers; `base64`: little-endian float32 bytes, base64."
     )
 
 
@@ -61,6 +107,23 @@ class VllmClassifyResponse(BaseModel):
     created: int
     model: str
     data: list[VllmClassifyItem]
+    usage: VllmUsage
+
+
+class VllmPoolingItem(BaseModel):
+    index: int
+    object: Literal["pooling"] = "pooling"
+    data: list[float] | str = Field(description="The label scores in the model's label order, or their base64.")
+
+
+class VllmPoolingResponse(BaseModel):
+    """One pooled output per input, in input order."""
+
+    id: str
+    object: Literal["list"] = "list"
+    created: int
+    model: str
+    data: list[VllmPoolingItem]
     usage: VllmUsage
 
 

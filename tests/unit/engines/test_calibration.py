@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from labelwise.domain import TaskType
-from labelwise.training.calibration import (
+from labelwise.engines.calibration import (
     IsotonicCalibrator,
     SigmoidCalibrator,
     TemperatureCalibrator,
     calibrator_from_dict,
+    expected_calibration_error,
     fit_calibrator,
     select_calibrator,
     tune_thresholds,
 )
-from labelwise.training.metrics import expected_calibration_error
 
 SINGLE = TaskType.SINGLE_LABEL
 MULTI = TaskType.MULTI_LABEL

@@ -9,6 +9,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from labelwise.errors import StorageUnavailable
+
 logger = logging.getLogger(__name__)
 
 
@@ -49,6 +51,8 @@ class Periodic:
             await asyncio.sleep(self.seconds)
             try:
                 await self.step()
+            except StorageUnavailable:
+                continue  # the database logs its outage once; the step is tried again next time
             except Exception:
                 extra = self.context() if self.context is not None else None
                 logger.warning(self.failure, exc_info=True, extra=extra)

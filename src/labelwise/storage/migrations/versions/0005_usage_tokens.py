@@ -1,7 +1,7 @@
 """usage: language-model tokens per key, day and route
 
-Revision ID: 0004_usage_tokens
-Revises: 0002
+Revision ID: 0005_usage_tokens
+Revises: 0004_merge
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_usage_tokens"
-down_revision = "0002"  # a branch of its own: it touches only the usage ledger
+revision = "0005_usage_tokens"
+down_revision = "0004_merge"
 branch_labels = None
 depends_on = None
 

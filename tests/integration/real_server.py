@@ -1,0 +1,111 @@
+"""A real `labelwise serve` (the installed CLI, its default worker count) for tests that must see what an operator
+sees, and a way to tell which worker process answered a connection (from /proc, Linux only)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from tests.api.serving_fakes import wait_all_ready
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[str]
+    port: int
+    log: str = ""  # the server's stderr, once it has stopped
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def labelwise_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> Iterator[RunningServer]:
+    """`labelwise serve` with `env` (LABELWISE_* of the caller's environment and PROMETHEUS_MULTIPROC_DIR removed
+    first) until every worker is ready; SIGINT at exit, and the exit must be clean. Its log is the process's
+    stderr, read at exit (`server.process` holds it)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc to see which worker answered")
+    command = Path(sys.executable).with_name("labelwise")
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LABELWISE_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+    full = clean | {"LABELWISE_PORT": str(port)} | dict(env)
+    process = subprocess.Popen([str(command), "serve"], env=full, stderr=subprocess.PIPE, text=True)
+    server = RunningServer(process, port)
+    try:
+        wait_all_ready(server.base, timeout=ready_timeout)
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        server.log = stderr
+    assert process.returncode == 0, stderr[-3000:]
+    tracebacks = [line[:400] for line in stderr.splitlines() if "Traceback" in line]
+    assert not tracebacks, tracebacks
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    with os.scandir(f"/proc/{pid}/fd") as entries:
+        for entry in entries:
+            try:
+                target = os.readlink(entry.path)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _tcp_sockets() -> Iterator[tuple[int, int, str, int]]:
+    """(local port, remote port, state, inode) of every TCP socket of this network namespace."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            parts = line.split()
+            local, remote, state, inode = parts[1], parts[2], parts[3], int(parts[9])
+            yield int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16), state, inode
+
+
+def worker_pids(server: RunningServer) -> set[int]:
+    """The server's worker processes: its children that listen on its port."""
+    listening = {inode for local, _, state, inode in _tcp_sockets() if local == server.port and state == "0A"}
+    return {pid for pid in _children(server.process.pid) if _socket_inodes(pid) & listening}
+
+
+def answering_worker(server: RunningServer, connection: http.client.HTTPConnection) -> int:
+    """The pid of the worker holding the server's end of `connection` (which must still be open)."""
+    assert connection.sock is not None
+    client_port = connection.sock.getsockname()[1]
+    ends = {inode for local, remote, _, inode in _tcp_sockets() if local == server.port and remote == client_port}
+    holders = [pid for pid in worker_pids(server) if _socket_inodes(pid) & ends]
+    assert len(holders) == 1, f"connection from port {client_port} held by {holders}"
+    return holders[0]
