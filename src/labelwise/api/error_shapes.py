@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,8 @@ def vllm(failure: Failure) -> tuple[int, dict[str, Any]]:
     return failure.status, {"error": {**error, "code": failure.status}}
 
 
-CATEGORY_CODES = (
+# The categories API's fixed set of codes; its error schema (api/schemas/compat.py) names the same type.
+CategoryCode = Literal[
     "INVALID_PAYLOAD",
     "INVALID_REQUEST",
     "TEXT_CLASSIFICATION_ERROR",
@@ -71,11 +72,11 @@ CATEGORY_CODES = (
     "INSUFFICIENT_BALANCE",
     "UNAUTHORIZED",
     "TOO_MANY_REQUESTS",
-)
+]
 
 
 def categories(failure: Failure) -> tuple[int, dict[str, Any]]:
-    """The categories API's flat shape and its fixed set of codes (`CATEGORY_CODES`).
+    """The categories API's flat shape and its fixed set of codes (`CategoryCode`).
 
     Out of credits is 400 there (402 on the native API); a key without the scope is 401 like a bad key. A failure
     on our side keeps its 5xx status (a client may retry it; it is not the caller's fault) under the code the

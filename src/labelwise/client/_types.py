@@ -163,46 +163,45 @@ class VersionDetail(VersionSummary):
         )
 
 
-@dataclass(frozen=True)
-class ModelSummary:
-    """A model of `GET /v1/models`: its name (`id`), aliases (alias -> version) and versions, newest first."""
+def _model_fields(data: Json) -> Json:
+    """The fields both model answers share: the name (`id`), creation time, owner and aliases."""
+    return {
+        "id": str(data["id"]),
+        "created": int(data["created"]),
+        "owned_by": str(data.get("owned_by", "labelwise")),
+        "aliases": {str(k): str(v) for k, v in data.get("aliases", {}).items()},
+    }
 
+
+@dataclass(frozen=True)
+class _ModelFields:
     id: str
     created: int
     owned_by: str
     aliases: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ModelSummary(_ModelFields):
+    """A model of `GET /v1/models`: its name (`id`), aliases (alias -> version) and versions, newest first."""
+
     versions: list[VersionSummary]
 
     @classmethod
     def from_json(cls, data: Json) -> ModelSummary:
-        return cls(
-            id=str(data["id"]),
-            created=int(data["created"]),
-            owned_by=str(data.get("owned_by", "labelwise")),
-            aliases={str(k): str(v) for k, v in data.get("aliases", {}).items()},
-            versions=[VersionSummary.from_json(v) for v in data.get("versions", [])],
-        )
+        versions = [VersionSummary.from_json(v) for v in data.get("versions", [])]
+        return cls(**_model_fields(data), versions=versions)
 
 
 @dataclass(frozen=True)
-class ModelDetail:
+class ModelDetail(_ModelFields):
     """A model of `GET /v1/models/{name}`: every version with labels, metrics and thresholds."""
 
-    id: str
-    created: int
-    owned_by: str
-    aliases: dict[str, str]
     versions: list[VersionDetail]
 
     @classmethod
     def from_json(cls, data: Json) -> ModelDetail:
-        return cls(
-            id=str(data["id"]),
-            created=int(data["created"]),
-            owned_by=str(data.get("owned_by", "labelwise")),
-            aliases={str(k): str(v) for k, v in data.get("aliases", {}).items()},
-            versions=[VersionDetail.from_json(v) for v in data["versions"]],
-        )
+        return cls(**_model_fields(data), versions=[VersionDetail.from_json(v) for v in data["versions"]])
 
 
 @dataclass(frozen=True)

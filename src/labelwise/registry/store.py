@@ -95,11 +95,8 @@ def next_version(previous: ModelVersion | None, labels: list[str]) -> str:
 
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -264,17 +261,22 @@ class ModelStore:
     def directory(self, record: ModelVersion) -> Path:
         return self.root / record.path
 
-    def verify(self, record: ModelVersion) -> None:
-        """Check the manifest and every file against the stored sha256; `ModelLoadError` on any mismatch."""
-        directory = self.directory(record)
+    def manifest(self, record: ModelVersion) -> dict[str, Any]:
+        """A version's manifest (each artifact's sha256), checked against the sha256 stored for the version;
+        `ModelLoadError` when it is missing or does not match."""
         try:
-            raw = (directory / "manifest.json").read_bytes()
+            raw = (self.directory(record) / "manifest.json").read_bytes()
         except OSError as exc:
             raise ModelLoadError(f"{record.ref}: manifest missing") from exc
         if hashlib.sha256(raw).hexdigest() != record.sha256:
             raise ModelLoadError(f"{record.ref}: manifest checksum mismatch")
-        manifest = orjson.loads(raw)
-        for rel, expected in manifest["files"].items():
+        manifest: dict[str, Any] = orjson.loads(raw)
+        return manifest
+
+    def verify(self, record: ModelVersion) -> None:
+        """Check the manifest and every file against the stored sha256; `ModelLoadError` on any mismatch."""
+        directory = self.directory(record)
+        for rel, expected in self.manifest(record)["files"].items():
             path = directory / rel
             if not path.is_file() or _sha256_file(path) != expected:
                 raise ModelLoadError(f"{record.ref}: artifact {rel} failed its checksum")

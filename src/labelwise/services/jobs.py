@@ -126,27 +126,15 @@ class JobService:
             if rows == 0:
                 raise InvalidRequest(f"file: {upload.name} has no rows to classify", param="file")
             self._check_balance(key_prefix, self.prices.cost(record.engine, rows))
-            job = JobRow(
-                id=job_id,
-                kind="classify",
-                key_prefix=key_prefix,
-                state="queued",
-                params={
-                    "model": record.name,
-                    "version": record.version,
-                    "engine": record.engine,
-                    "text_col": text_col,
-                    "top_k": top_k,
-                    "file": upload.name,
-                },
-                input_format=input_format.value,
-                rows_total=rows,
-                rows_done=0,
-                chunks_total=len(chunks),
-                chunks_done=0,
-                credits=0,
-                created_at=datetime.now(UTC),
-            )
+            params = {
+                "model": record.name,
+                "version": record.version,
+                "engine": record.engine,
+                "text_col": text_col,
+                "top_k": top_k,
+                "file": upload.name,
+            }
+            job = _queued(job_id, "classify", key_prefix, params, input_format.value, rows, len(chunks))
             self.repo.create(job, chunks)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
@@ -165,30 +153,18 @@ class JobService:
         kept = directory / f"train{upload.suffix}"
         shutil.copyfile(upload, kept)
         options = request.options
-        job = JobRow(
-            id=job_id,
-            kind="train",
-            key_prefix=key_prefix,
-            state="queued",
-            params={
-                "name": request.name,
-                "engine": request.engine,
-                "text_col": options.text_col,
-                "label_col": options.label_col,
-                "on_conflict": options.conflicts,
-                "params": request.params,
-                "seed": request.seed,
-                "min_examples": request.min_examples,
-                "file": kept.name,
-            },
-            input_format=detect_format(upload).value,
-            rows_total=rows,
-            rows_done=0,
-            chunks_total=1,
-            chunks_done=0,
-            credits=0,
-            created_at=datetime.now(UTC),
-        )
+        params = {
+            "name": request.name,
+            "engine": request.engine,
+            "text_col": options.text_col,
+            "label_col": options.label_col,
+            "on_conflict": options.conflicts,
+            "params": request.params,
+            "seed": request.seed,
+            "min_examples": request.min_examples,
+            "file": kept.name,
+        }
+        job = _queued(job_id, "train", key_prefix, params, detect_format(upload).value, rows, 1)
         self.repo.create(job, [ChunkSpec(0, rows)])
         logger.info("training job queued", extra={"job": job_id, "rows": rows, "engine": request.engine})
         return job
@@ -370,6 +346,26 @@ class JobService:
 
 def new_job_id() -> str:
     return "job_" + secrets.token_hex(12)
+
+
+def _queued(
+    job_id: str, kind: str, key_prefix: str, params: dict[str, Any], input_format: str, rows: int, chunks: int
+) -> JobRow:
+    """A new job's row: queued, nothing done and nothing charged yet."""
+    return JobRow(
+        id=job_id,
+        kind=kind,
+        key_prefix=key_prefix,
+        state="queued",
+        params=params,
+        input_format=input_format,
+        rows_total=rows,
+        rows_done=0,
+        chunks_total=chunks,
+        chunks_done=0,
+        credits=0,
+        created_at=datetime.now(UTC),
+    )
 
 
 def _split(upload: Path, directory: Path, text_col: str, chunk_rows: int) -> list[ChunkSpec]:

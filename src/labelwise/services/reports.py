@@ -50,20 +50,13 @@ class ReportService:
         return self.store.get(name, version)
 
     def _read(self, record: ModelVersion, filename: str) -> bytes:
-        directory = self.store.directory(record)
-        try:
-            manifest_raw = (directory / "manifest.json").read_bytes()
-        except OSError as exc:
-            raise ModelLoadError(f"{record.ref}: manifest missing") from exc
-        if hashlib.sha256(manifest_raw).hexdigest() != record.sha256:
-            raise ModelLoadError(f"{record.ref}: manifest checksum mismatch")
         relative = f"{REPORT_DIR}/{filename}"
-        expected = orjson.loads(manifest_raw).get("files", {}).get(relative)
+        expected = self.store.manifest(record).get("files", {}).get(relative)
         if expected is None:
             what = "a training report" if filename == "report.json" else f"the plot {filename}"
             raise NotFound(f"model {record.name} version {record.version} has no {what}")
         try:
-            data = (directory / relative).read_bytes()
+            data = (self.store.directory(record) / relative).read_bytes()
         except OSError as exc:
             raise ModelLoadError(f"{record.ref}: artifact {relative} missing") from exc
         if hashlib.sha256(data).hexdigest() != expected:

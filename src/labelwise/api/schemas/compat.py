@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from labelwise.api.error_shapes import CategoryCode
+
 # --- vLLM ------------------------------------------------------------------------------------------------------
 
 
@@ -198,15 +200,7 @@ class CategoriesError(BaseModel):
     )
 
     error: str
-    code: Literal[
-        "INVALID_PAYLOAD",
-        "INVALID_REQUEST",
-        "TEXT_CLASSIFICATION_ERROR",
-        "INPUT_TOO_LONG",
-        "INSUFFICIENT_BALANCE",
-        "UNAUTHORIZED",
-        "TOO_MANY_REQUESTS",
-    ]
+    code: CategoryCode
 
 
 # --- labels API ------------------------------------------------------------------------------------------------
