@@ -259,7 +259,8 @@ class Container:
 
     @cached_property
     def jobs(self) -> JobService:
-        return JobService(JobRepository(self.db), self.key_repo, self.store, self.prices, JobConfig.of(self.settings))
+        config = JobConfig.of(self.settings)
+        return JobService(JobRepository(self.db), self.key_repo, self.store, self.prices, config, encoder=self.encoder)
 
     @cached_property
     def job_worker(self) -> JobWorker | None:
