@@ -10,12 +10,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.api.serving_fakes import wait_all_ready
+from tests.api.serving_fakes import wait_all_ready, wait_until
 
 
 def free_port() -> int:
@@ -36,11 +36,9 @@ class RunningServer:
         return f"http://127.0.0.1:{self.port}"
 
 
-@contextmanager
-def labelwise_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> Iterator[RunningServer]:
+def start_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> RunningServer:
     """`labelwise serve` with `env` (LABELWISE_* of the caller's environment and PROMETHEUS_MULTIPROC_DIR removed
-    first) until every worker is ready; SIGINT at exit, and the exit must be clean. Its log is the process's
-    stderr, read at exit (`server.process` holds it)."""
+    first), once every worker is ready. Stop it with `labelwise_serve`'s exit, or `kill_serve`."""
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc to see which worker answered")
     command = Path(sys.executable).with_name("labelwise")
@@ -51,6 +49,31 @@ def labelwise_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> I
     server = RunningServer(process, port)
     try:
         wait_all_ready(server.base, timeout=ready_timeout)
+    except BaseException:
+        kill_serve(server)
+        raise
+    return server
+
+
+def kill_serve(server: RunningServer) -> None:
+    """SIGKILL the server and every process under it at once (what a machine losing power does to it): no worker
+    finishes its chunk or writes anything more."""
+    tree = _descendants(server.process.pid)
+    for pid in [server.process.pid, *tree]:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _, server.log = server.process.communicate(timeout=60)
+    # The workers are not ours to reap (the killed parent's), but they are gone before the next server starts.
+    wait_until(lambda: all(_state(pid) in ("Z", "X") for pid in tree), timeout=30)
+
+
+@contextmanager
+def labelwise_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> Iterator[RunningServer]:
+    """`labelwise serve` with `env` (see `start_serve`) until every worker is ready; SIGINT at exit, and the exit
+    must be clean. Its log is the process's stderr, read at exit (`server.log`)."""
+    server = start_serve(env, ready_timeout=ready_timeout)
+    process = server.process
+    try:
         yield server
     finally:
         process.send_signal(signal.SIGINT)
@@ -59,6 +82,22 @@ def labelwise_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> I
     assert process.returncode == 0, stderr[-3000:]
     tracebacks = [line[:400] for line in stderr.splitlines() if "Traceback" in line]
     assert not tracebacks, tracebacks
+
+
+def _descendants(parent: int) -> list[int]:
+    found, todo = [], [parent]
+    while todo:
+        children = _children(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
 
 
 def _children(parent: int) -> list[int]:

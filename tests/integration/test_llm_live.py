@@ -199,23 +199,42 @@ def test_tokens_are_rate_limited_per_key(server: Server) -> None:
 
 def test_an_upstream_that_is_down(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    with labelwise_serve(tmp_path, LABELWISE_LLM_URL=dead, LABELWISE_LLM_MODEL=MODEL_ALIAS) as server:
-        key = server.key("generate")
+    secret = "sk-upstream-" + os.urandom(8).hex()
+    env = {"LABELWISE_LLM_URL": dead, "LABELWISE_LLM_MODEL": MODEL_ALIAS, "LABELWISE_LLM_API_KEY": secret}
+    with labelwise_serve(tmp_path, **env) as server:
+        key = server.key("generate", "classify")
+        answers: list[httpx.Response] = []
         ready = httpx.get(server.base + "/ready", timeout=30)
         assert ready.status_code == 200  # classification does not need the upstream
         assert Readiness.model_validate(ready.json()).upstreams == {"llm": "degraded"}
         for route in ("/v1/generate", "/v1/generate/stream"):
             r = httpx.post(server.base + route, json={"prompt": "hi"}, headers={"x-api-key": key}, timeout=30)
+            answers.append(r)
+        # Classification by the language model, per request and in a batch, needs the upstream too.
+        llm_classify = {"labels": ["positive", "negative"], "method": "llm"}
+        for route, body in (("/v1/classify", {"text": "hi"}), ("/v1/batch", {"texts": ["hi", "there"]})):
+            r = httpx.post(server.base + route, json=body | llm_classify, headers={"x-api-key": key}, timeout=30)
+            answers.append(r)
+        for r in answers:
             assert r.status_code == 503, r.text
             assert r.json()["error"]["code"] == "upstream_unavailable"
             assert int(r.headers["retry-after"]) >= 1
+            assert secret not in r.text
         client = openai.OpenAI(base_url=server.base + "/v1", api_key=key, max_retries=0)
         with pytest.raises(openai.InternalServerError) as caught:
             client.chat.completions.create(model=MODEL_ALIAS, messages=[{"role": "user", "content": "hi"}])
         assert caught.value.status_code == 503
+        assert secret not in str(caught.value)
         assert server.balance(key) == 10_000  # nothing billed
-        lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
-        assert not any(line.get("status") == 500 for line in lines)
+        # Classification without the language model goes on: zero-shot through the encoder.
+        zeroshot = {"text": "hi", "labels": ["positive", "negative"]}
+        zs = httpx.post(server.base + "/v1/classify", json=zeroshot, headers={"x-api-key": key}, timeout=120)
+        assert zs.status_code == 200, zs.text
+    log = server.log.read_text()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert not any(line.get("status") == 500 for line in lines)
+    assert any(line.get("message") == "llm upstream failed" for line in lines)  # the outage is logged ...
+    assert secret not in log  # ... and the upstream's key never is, not even among the settings at start
 
 
 def test_llm_classification_is_constrained_to_the_labels_and_scored(server: Server) -> None:
