@@ -8,9 +8,10 @@ export LABELWISE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:54
 export LABELWISE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export LABELWISE_SHARED_DATA ?= $(abspath ../shared/data)
 
-# llama.cpp (the `llm-test` extra) is compiled by pip: only its CPU backend, no BLAS, no tests or examples. Pip's
-# wheel cache keeps the build, so only the first install on a machine pays for it.
-LLAMA_CMAKE_ARGS ?= -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_OPENMP=OFF
+# llama.cpp (the `llm-test` extra) is compiled by pip: only its CPU backend, no BLAS, no tests or examples, and not
+# the multimodal library (LLAVA_BUILD: 51 of 178 objects; llama-cpp-python imports it only for image chat handlers).
+# Pip's wheel cache keeps the build, so only the first install on a machine pays for it.
+LLAMA_CMAKE_ARGS ?= -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF
 
 .PHONY: install serve test lint typecheck unit bench-accuracy bench-serve container-smoke clean
 
