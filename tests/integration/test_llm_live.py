@@ -233,7 +233,7 @@ def test_an_upstream_that_is_down(tmp_path: Path) -> None:
     log = server.log.read_text()
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert not any(line.get("status") == 500 for line in lines)
-    assert any(line.get("message") == "llm upstream failed" for line in lines)  # the outage is logged ...
+    assert any(line.get("msg") == "llm upstream failed" for line in lines)  # the outage is logged ...
     assert secret not in log  # ... and the upstream's key never is, not even among the settings at start
 
 
