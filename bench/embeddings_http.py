@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from serve import WRK_HEAD, free_port, run_wrk, running
+from serve import WRK_HEAD, bench_key, free_port, run_wrk, running
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = REPO.parent / "shared" / "data" / "sst2" / "test.jsonl"
@@ -69,15 +69,8 @@ def lua_script(work: Path, key: str) -> Path:
 
 def labelwise_key(data_dir: Path) -> str:
     from labelwise.config import Settings
-    from labelwise.services.keys import KeyService
-    from labelwise.storage.db import Database
-    from labelwise.storage.repositories import KeyRepository
 
-    db = Database(Settings(data_dir=data_dir).resolved_database_url())
-    db.migrate()
-    key = KeyService(KeyRepository(db)).create("bench", ["classify"])[0]
-    db.dispose()
-    return key
+    return bench_key(Settings(data_dir=data_dir).resolved_database_url())
 
 
 def labelwise_command(port: int, data_dir: Path, encoder_dir: Path) -> tuple[list[str], dict[str, str]]:

@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,10 +39,7 @@ from pathlib import Path
 
 import httpx
 import orjson
-
-from labelwise.services.keys import KeyService
-from labelwise.storage.db import Database
-from labelwise.storage.repositories import KeyRepository
+from serve import free_port, running
 
 LABELS = [
     "sports", "politics", "cooking", "finance", "travel", "health", "music", "technology", "weather", "education",
@@ -54,12 +50,6 @@ SENTENCE = (
 )
 WORDS = SENTENCE.split(" ")
 DEFAULT_VARIANTS = ["before=LABELWISE_ENCODER_NICE=0", "after="]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -160,10 +150,6 @@ def run_variant(name: str, extra_env: dict[str, str], args: argparse.Namespace, 
         data = Path(tmp) / "data"
         data.mkdir()
         url = f"sqlite:///{data / 'labelwise.db'}"
-        db = Database(url)
-        db.migrate()
-        key, _ = KeyService(KeyRepository(db)).create("bench", ["classify"])
-        db.dispose()
         port = free_port()
         env = {
             **os.environ,
@@ -175,28 +161,16 @@ def run_variant(name: str, extra_env: dict[str, str], args: argparse.Namespace, 
             "LABELWISE_PREDICTION_LOG_MAX_PER_SECOND": "100",
             **extra_env,
         }
+        # The key is made by the variant's own code: another checkout may know other database migrations.
+        code = f"import serve; print(serve.bench_key({url!r}))"
+        made = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=Path(__file__).parent, check=True, capture_output=True, text=True
+        )
+        key = made.stdout.strip()
         command = [str(Path(sys.executable).with_name("labelwise")), "serve", "--port", str(port), "--workers", "2"]
-        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}", server)
+        with running(command, env, f"http://127.0.0.1:{port}/ready", timeout=300):
             warm(f"http://127.0.0.1:{port}", key)
             return asyncio.run(load(port, key, args))
-        finally:
-            server.terminate()
-            server.wait(60)
-
-
-def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            if httpx.get(base + "/ready", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            raise SystemExit("server did not become ready")
-        time.sleep(0.2)
 
 
 def warm(base: str, key: str) -> None:

@@ -132,6 +132,19 @@ def train_labelwise(
     return out
 
 
+def bench_key(database_url: str) -> str:
+    """Migrate the database at `database_url` and make a `classify` key in it, for a server about to start on it."""
+    from labelwise.services.keys import KeyService
+    from labelwise.storage.db import Database
+    from labelwise.storage.repositories import KeyRepository
+
+    db = Database(database_url)
+    db.migrate()
+    key = KeyService(KeyRepository(db)).create("bench", ["classify"])[0]
+    db.dispose()
+    return key
+
+
 REDIS_URL = os.environ.get("LABELWISE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 MODES = ("off", "memory", "redis", "memory+credits", "redis+credits")
 
@@ -156,11 +169,14 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], ready_url: str, cwd: Path | None = None) -> Iterator[float]:
+def running(
+    command: list[str], env: dict[str, str], ready_url: str, cwd: Path | None = None, timeout: float = 60.0
+) -> Iterator[float]:
+    """Run `command` until the block ends (SIGINT, then kill after 20 s); yields the seconds it took to be ready."""
     started = time.monotonic()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_ready(ready_url, process)
+        wait_ready(ready_url, process, timeout)
         yield time.monotonic() - started
     finally:
         process.send_signal(signal.SIGINT)

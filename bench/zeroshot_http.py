@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,22 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from serve import bench_key, free_port, running
 
 from labelwise.encoder import get_encoder
-from labelwise.services.keys import KeyService
-from labelwise.storage.db import Database
-from labelwise.storage.repositories import KeyRepository
 
 LABELS = [
     "sports", "politics", "cooking", "finance", "travel", "health", "music", "technology", "weather", "education",
 ]  # fmt: skip
 TEXT = "The home team scored in the last minute and won the cup final"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentiles(samples: list[float]) -> str:
@@ -66,10 +56,7 @@ def main() -> None:
         encoder_dir = Path(os.environ.get("LABELWISE_ENCODER_DIR") or data / "encoder")
         url = f"sqlite:///{data / 'labelwise.db'}"
         data.mkdir()
-        db = Database(url)
-        db.migrate()
-        key, _ = KeyService(KeyRepository(db)).create("bench", ["classify"])
-        db.dispose()
+        key = bench_key(url)
         port = free_port()
         env = {
             **os.environ,
@@ -81,45 +68,33 @@ def main() -> None:
             "LABELWISE_LOG_LEVEL": "WARNING",
         }
         code = "import labelwise.api.server as s, labelwise.config as c; s.serve(c.Settings(), 1)"
-        server = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 300
-            with httpx.Client(base_url=base, headers={"x-api-key": key}, timeout=30) as client:
-                while True:
-                    try:
-                        if client.get("/ready").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("server did not become ready")
-                    time.sleep(0.1)
+        base = f"http://127.0.0.1:{port}"
+        with (
+            running([sys.executable, "-c", code], env, base + "/ready", timeout=300),
+            httpx.Client(base_url=base, headers={"x-api-key": key}, timeout=30) as client,
+        ):
 
-                def classify(i: int) -> object:
-                    r = client.post("/v1/classify", json={"text": f"{TEXT} {i}", "labels": LABELS})
-                    r.raise_for_status()
-                    return r
+            def classify(i: int) -> object:
+                r = client.post("/v1/classify", json={"text": f"{TEXT} {i}", "labels": LABELS})
+                r.raise_for_status()
+                return r
 
-                encoder = get_encoder(encoder_dir)
-                for i in range(50):  # warm-up: connection, label vectors, ONNX Runtime's first shapes
-                    classify(-i - 1)
-                    encoder.encode([f"{TEXT} {-i - 1}"])
-                # Interleaved, one of each per round, so a busy machine slows all three alike.
-                health: list[float] = []
-                zeroshot: list[float] = []
-                in_process: list[float] = []
-                inference: list[float] = []
-                for i in range(args.requests):
-                    health += timed(1, lambda _: client.get("/health"))
-                    started = time.perf_counter()
-                    answer = classify(i)
-                    zeroshot.append((time.perf_counter() - started) * 1000.0)
-                    inference.append(float(answer.headers["x-inference-time"]))  # type: ignore[attr-defined]
-                    in_process += timed(1, lambda _, i=i: encoder.encode([f"{TEXT} {i}"]))
-        finally:
-            server.terminate()
-            server.wait(30)
+            encoder = get_encoder(encoder_dir)
+            for i in range(50):  # warm-up: connection, label vectors, ONNX Runtime's first shapes
+                classify(-i - 1)
+                encoder.encode([f"{TEXT} {-i - 1}"])
+            # Interleaved, one of each per round, so a busy machine slows all three alike.
+            health: list[float] = []
+            zeroshot: list[float] = []
+            in_process: list[float] = []
+            inference: list[float] = []
+            for i in range(args.requests):
+                health += timed(1, lambda _: client.get("/health"))
+                started = time.perf_counter()
+                answer = classify(i)
+                zeroshot.append((time.perf_counter() - started) * 1000.0)
+                inference.append(float(answer.headers["x-inference-time"]))  # type: ignore[attr-defined]
+                in_process += timed(1, lambda _, i=i: encoder.encode([f"{TEXT} {i}"]))
     print(
         f"zero-shot over HTTP, 1 text x {len(LABELS)} labels, {args.requests} sequential requests "
         f"(cpus: {os.cpu_count()})"

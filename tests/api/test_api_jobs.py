@@ -211,6 +211,23 @@ async def test_train_through_the_api_publishes_a_version(app: Running, fx: Fixtu
     assert replay.json()["id"] == done.id
 
 
+async def test_training_with_an_unknown_engine_or_hyperparameter_is_refused_before_a_job_exists(
+    app: Running, fx: Fixture
+) -> None:
+    headers = {"x-api-key": fx.key("train", "classify")}
+    files = {"file": ("train.csv", b"text,label\nmy card,card\nmy pin,pin\n")}
+    typo = {"name": "trained", "engine": "serving_keyword", "params": '{"bost": 3.0}'}
+    refused = await app.client.post("/v1/models", headers=headers, files=files, data=typo)
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["param"] == "params.bost"
+    assert "boost" in error["message"]  # the names it does take
+    unknown = {"name": "trained", "engine": "no-such-engine"}
+    refused = await app.client.post("/v1/models", headers=headers, files=files, data=unknown)
+    assert (refused.status_code, refused.json()["error"]["param"]) == (400, "engine")
+    assert (await app.client.get("/v1/jobs", headers=headers)).json()["data"] == []
+
+
 async def test_upload_over_the_upload_limit_is_413_and_short_balance_is_402(tmp_path: Path, database_url: str) -> None:
     settings = make_settings(
         tmp_path / "small", database_url, max_body_bytes=1024, max_upload_bytes=2048, worker_poll_seconds=0.02

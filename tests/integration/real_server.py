@@ -9,9 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -30,15 +31,25 @@ class RunningServer:
     process: subprocess.Popen[str]
     port: int
     log: str = ""  # the server's stderr, once it has stopped
+    lines: list[str] = field(default_factory=list)  # what it has written so far
+    reader: threading.Thread | None = None
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def read_log(self) -> str:
+        """Once the process has ended: its whole stderr, kept in `log`."""
+        if self.reader is not None:
+            self.reader.join(timeout=10)
+        self.log = "".join(self.lines)
+        return self.log
 
-def start_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> RunningServer:
+
+def start_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0, root_path: str = "") -> RunningServer:
     """`labelwise serve` with `env` (LABELWISE_* of the caller's environment and PROMETHEUS_MULTIPROC_DIR removed
-    first), once every worker is ready. Stop it with `labelwise_serve`'s exit, or `kill_serve`."""
+    first), once every worker is ready (under `root_path` when it serves under a prefix). Its stderr is read while
+    it runs. Stop it with `labelwise_serve`'s exit, or `kill_serve`."""
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc to see which worker answered")
     command = Path(sys.executable).with_name("labelwise")
@@ -47,8 +58,12 @@ def start_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> Runni
     full = clean | {"LABELWISE_PORT": str(port)} | dict(env)
     process = subprocess.Popen([str(command), "serve"], env=full, stderr=subprocess.PIPE, text=True)
     server = RunningServer(process, port)
+    # Read stderr while the server runs: a worker whose log fills the pipe's 64 KiB blocks in its next write, and
+    # with an access line per request that took a few hundred requests (the outage test hung on it, at random).
+    server.reader = threading.Thread(target=lambda: server.lines.extend(process.stderr or ()), daemon=True)
+    server.reader.start()
     try:
-        wait_all_ready(server.base, timeout=ready_timeout)
+        wait_all_ready(server.base + root_path, timeout=ready_timeout)
     except BaseException:
         kill_serve(server)
         raise
@@ -62,23 +77,26 @@ def kill_serve(server: RunningServer) -> None:
     for pid in [server.process.pid, *tree]:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    _, server.log = server.process.communicate(timeout=60)
+    server.process.wait(timeout=60)
+    server.read_log()
     # The workers are not ours to reap (the killed parent's), but they are gone before the next server starts.
     wait_until(lambda: all(_state(pid) in ("Z", "X") for pid in tree), timeout=30)
 
 
 @contextmanager
-def labelwise_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0) -> Iterator[RunningServer]:
+def labelwise_serve(
+    env: Mapping[str, str], *, ready_timeout: float = 90.0, root_path: str = ""
+) -> Iterator[RunningServer]:
     """`labelwise serve` with `env` (see `start_serve`) until every worker is ready; SIGINT at exit, and the exit
-    must be clean. Its log is the process's stderr, read at exit (`server.log`)."""
-    server = start_serve(env, ready_timeout=ready_timeout)
+    must be clean. Its log is the process's stderr, read while it runs and kept in `server.log` at exit."""
+    server = start_serve(env, ready_timeout=ready_timeout, root_path=root_path)
     process = server.process
     try:
         yield server
     finally:
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-        server.log = stderr
+        process.wait(timeout=60)
+        stderr = server.read_log()
     assert process.returncode == 0, stderr[-3000:]
     tracebacks = [line[:400] for line in stderr.splitlines() if "Traceback" in line]
     assert not tracebacks, tracebacks

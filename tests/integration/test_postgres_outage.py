@@ -80,10 +80,6 @@ def _unavailable(response: httpx.Response) -> None:
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the default is one worker per core: needs two or more")
-@pytest.mark.skip(
-    reason="on merged main a known key's classify during the outage times out at 30 s (it passed on its branch "
-    "before the engine-base and admission merges); issue 15 item 2 stays open until it passes again"
-)
 def test_postgres_outage_answers_503_and_loses_no_usage(tmp_path: Path, shared_data: Path) -> None:
     pg = PrivatePostgres()
     try:

@@ -8,19 +8,14 @@ rules apply to the path inside the prefix."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-from tests.api.serving_fakes import Fixture, make_settings, reset_keyword_engine, wait_all_ready
+from tests.api.serving_fakes import Fixture, make_settings, reset_keyword_engine
+from tests.integration.real_server import labelwise_serve
 
 PREFIX = "/labelwise"
 ALLOWED = "https://app.example.com"
@@ -35,27 +30,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     fixture = Fixture(make_settings(data, f"sqlite:///{data / 'labelwise.db'}"))
     key = fixture.key("classify")
     fixture.close()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWISE_")}
-    env |= {
+    env = {
         "LABELWISE_DATA_DIR": str(data),
-        "LABELWISE_PORT": str(port),
         "LABELWISE_LOG_LEVEL": "WARNING",
         "LABELWISE_ROOT_PATH": PREFIX + "/",  # a trailing slash is forgiven
         "LABELWISE_CORS_ORIGINS": json.dumps([ALLOWED]),
     }
-    labelwise = str(Path(sys.executable).with_name("labelwise"))
-    process = subprocess.Popen([labelwise, "serve"], env=env, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_all_ready(base + PREFIX)
-        yield base, key
-    finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr[-2000:]
+    with labelwise_serve(env, root_path=PREFIX) as running:
+        yield running.base, key
 
 
 @pytest.mark.parametrize("through", [PREFIX, ""], ids=["prefix-kept", "prefix-stripped"])

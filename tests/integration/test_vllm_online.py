@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from tests.api.serving_fakes import Fixture, make_settings, wait_all_ready
+from tests.api.serving_fakes import Fixture, make_settings
+from tests.integration.real_server import labelwise_serve
 
 from labelwise.api.schemas.compat import VllmClassifyResponse, VllmPoolingResponse
 from labelwise.api.schemas.embeddings import OpenAIErrorResponse
@@ -50,22 +45,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     fixture.publish(MODEL, LinearEngine(c_grid=(1.0,)).fit(train, train))
     key = fixture.key("classify")
     fixture.close()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWISE_")}
-    env |= {"LABELWISE_DATA_DIR": str(data), "LABELWISE_PORT": str(port), "LABELWISE_LOG_LEVEL": "WARNING"}
-    labelwise = str(Path(sys.executable).with_name("labelwise"))
-    process = subprocess.Popen([labelwise, "serve"], env=env, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_all_ready(base)
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-            yield client
-    finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr[-2000:]
+    env = {"LABELWISE_DATA_DIR": str(data), "LABELWISE_LOG_LEVEL": "WARNING"}
+    with (
+        labelwise_serve(env) as running,
+        httpx.Client(base_url=running.base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client,
+    ):
+        yield client
 
 
 def classify(client: httpx.Client, path: str = "/classify", **body: Any) -> VllmClassifyResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -41,8 +43,28 @@ def engine_class(name: str) -> type[Engine]:
     return cls
 
 
+def check_params(name: str, params: Mapping[str, Any]) -> None:
+    """`InvalidRequest` naming the first of `params` that engine `name` does not take, and the ones it does.
+
+    Only the names are checked here; a value of the wrong kind is the engine's to refuse when it is built."""
+    cls = engine_class(name)
+    accepted = [
+        p.name
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name not in ("self", "encoder") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    for key in params:
+        if key not in accepted:
+            choices = ", ".join(accepted) if accepted else "none"
+            raise InvalidRequest(
+                f"params.{key}: the {name!r} engine has no such hyperparameter; it takes: {choices}",
+                param=f"params.{key}",
+            )
+
+
 def create_engine(name: str, *, encoder: TextEncoder | None = None, **params: Any) -> Engine:
     """A new, unfitted engine with the given hyperparameters; `encoder` goes to engines that need one."""
+    check_params(name, params)
     cls = engine_class(name)
     if cls.needs_encoder:
         params["encoder"] = encoder

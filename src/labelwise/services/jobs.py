@@ -36,6 +36,7 @@ from labelwise.data import FileFormat, ReadOptions, detect_format
 from labelwise.domain import ModelVersion, TaskType
 from labelwise.encoder import MODEL_ID
 from labelwise.engines.base import Engine
+from labelwise.engines.factory import check_params
 from labelwise.errors import InsufficientBalance, InvalidRequest, LabelwiseError, NotFound
 from labelwise.registry.store import ModelStore
 from labelwise.services.credits import PriceList
@@ -192,7 +193,9 @@ class JobService:
         return job
 
     def submit_train(self, key_prefix: str, upload: Path, request: TrainRequest) -> JobRow:
-        """Validate the training data now (the same checks as `labelwise train`) and queue the training."""
+        """Validate the engine, its hyperparameters and the training data now (the same checks as `labelwise
+        train`) and queue the training."""
+        check_params(request.engine, request.params)
         dataset = self.models.load_data(request)
         rows = len(dataset.train.texts) + len(dataset.validation.texts)
         rows += len(dataset.test.texts) if dataset.test is not None else 0
