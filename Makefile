@@ -20,6 +20,12 @@ LABEL_STUDIO_HOME := $(LABELWISE_CACHE)/$(subst ==,-,$(LABEL_STUDIO_PIN))-py$(PY
 LABEL_STUDIO_VENV := $(LABEL_STUDIO_HOME)/venv
 LABEL_STUDIO_STAMP := $(LABEL_STUDIO_VENV)/.installed
 export LABELWISE_TEST_LABEL_STUDIO ?= $(LABEL_STUDIO_VENV)/bin/label-studio
+
+# llama.cpp (the `llm-test` extra) is compiled by pip: only its CPU backend, no BLAS, no tests or examples, and not
+# the multimodal library (LLAVA_BUILD: 51 of 178 objects; llama-cpp-python imports it only for image chat handlers).
+# Pip's wheel cache keeps the build, so only the first install on a machine pays for it.
+LLAMA_CMAKE_ARGS ?= -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF
+
 .PHONY: install serve test lint typecheck unit bench-accuracy bench-serve container-smoke clean clean-cache
 
 # Browser tests drive Debian's headless Chromium; install it when missing and we may (root with apt-get).
@@ -32,7 +38,7 @@ export LABELWISE_TEST_LABEL_STUDIO ?= $(LABEL_STUDIO_VENV)/bin/label-studio
 $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,ray,labelstudio,train-transformer]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet -e '.[dev,demo,ray,labelstudio,train-transformer,llm-test]'
 	touch $(STAMP)
 
 # Under a lock (two checkouts may run make at once); an interrupted install leaves no stamp and is redone.

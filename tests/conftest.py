@@ -115,3 +115,12 @@ def database(database_url: str) -> Iterator[Database]:
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings pointing at a temporary data directory and the parametrized database."""
     return Settings(data_dir=tmp_path / "data", database_url=database_url)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def llm_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The OpenAI base URL of a real llama.cpp server with SmolLM2-135M-Instruct, one for the whole session."""
+    from tests.llm_upstream import llama_server
+
+    with llama_server(tmp_path_factory.mktemp("llm") / "llama-server.log") as base:
+        yield base

@@ -22,6 +22,7 @@ from labelwise.engines.zeroshot import ZeroShotEngine
 from labelwise.errors import InvalidRequest
 from labelwise.inference.cache import PredictionCache
 from labelwise.inference.manager import BatchingConfig, ModelManager
+from labelwise.llm import LLMUpstream, UpstreamConfig, configure_upstream
 from labelwise.monitoring.drift import DriftService
 from labelwise.monitoring.feedback import FeedbackService
 from labelwise.monitoring.predictions import PredictionLog
@@ -30,14 +31,16 @@ from labelwise.registry.store import ModelStore
 from labelwise.services.aliases import AliasService
 from labelwise.services.classify import ClassifyLimits, ClassifyService
 from labelwise.services.compat import CompatService
-from labelwise.services.credits import Billing, CreditService, PriceList
+from labelwise.services.credits import Billing, CreditService, PriceList, TokenPrices
 from labelwise.services.embeddings import EmbeddingService
+from labelwise.services.generation import GenerationService
 from labelwise.services.idempotency import IdempotencyService
 from labelwise.services.job_worker import JobWorker
 from labelwise.services.jobs import JobConfig, JobService
 from labelwise.services.keys import KeyService
 from labelwise.services.labelstudio import LabelStudioClient, LabelStudioExchange
 from labelwise.services.limits import LimiterBackend, RequestLimiter
+from labelwise.services.llm_classify import LLMClassifier
 from labelwise.services.reports import ReportService
 from labelwise.services.training import ModelService
 from labelwise.services.usage import UsageMeter
@@ -81,6 +84,7 @@ class Container:
 
     @cached_property
     def store(self) -> ModelStore:
+        configure_upstream(self.llm_config)  # stored `llm` models outside the server (eval, training) ask it
         # Engines that need the sentence encoder are given this one when loaded or trained (it loads on first use).
         return ModelStore(self.settings.models_dir, self.model_repo, encoder=self.encoder)
 
@@ -104,7 +108,10 @@ class Container:
             redis_url, key_prefix=settings.redis_key_prefix, probe_seconds=settings.redis_probe_seconds
         )
         return RequestLimiter(
-            backend, default_limit=settings.default_rate_limit, auth_failures=settings.auth_failure_limit
+            backend,
+            default_limit=settings.default_rate_limit,
+            auth_failures=settings.auth_failure_limit,
+            token_limit=settings.llm_token_rate_limit,
         )
 
     @cached_property
@@ -209,11 +216,53 @@ class Container:
     def compat(self) -> CompatService:
         return CompatService(self.classify, self.zeroshot)
 
+    # Language models -------------------------------------------------------------------------------------------
+
+    @cached_property
+    def llm_config(self) -> UpstreamConfig | None:
+        """Where the OpenAI-compatible upstream of `llm_url` is; None when none is configured."""
+        settings = self.settings
+        if settings.llm_url is None:
+            return None
+        api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key is not None else None
+        return UpstreamConfig(
+            url=settings.llm_url,
+            api_key=api_key,
+            model=settings.llm_model,
+            connect_timeout=settings.llm_connect_timeout_seconds,
+            read_timeout=settings.llm_timeout_seconds,
+            max_connections=settings.llm_max_connections,
+        )
+
+    @cached_property
+    def llm_upstream(self) -> LLMUpstream | None:
+        """The pooled client of that upstream, shared by generation and LLM classification."""
+        return None if self.llm_config is None else LLMUpstream(self.llm_config)
+
+    @cached_property
+    def generation(self) -> GenerationService:
+        settings = self.settings
+        return GenerationService(
+            self.llm_upstream,
+            billing=self.billing,
+            limiter=self.limiter,
+            prices=TokenPrices(settings.llm_credits_per_request, settings.llm_credits_per_1000_tokens),
+            max_prompt_chars=settings.max_text_chars,
+        )
+
+    @cached_property
+    def llm_classifier(self) -> LLMClassifier:
+        """Classification by the language model: `"method": "llm"`, and stored `llm` model versions."""
+        classifier = LLMClassifier(self.llm_upstream, self.classify)
+        self.classify.delegate("llm", classifier.stored)
+        return classifier
+
     # Jobs ------------------------------------------------------------------------------------------------------
 
     @cached_property
     def jobs(self) -> JobService:
-        return JobService(JobRepository(self.db), self.key_repo, self.store, self.prices, JobConfig.of(self.settings))
+        config = JobConfig.of(self.settings)
+        return JobService(JobRepository(self.db), self.key_repo, self.store, self.prices, config, encoder=self.encoder)
 
     @cached_property
     def job_worker(self) -> JobWorker | None:
@@ -289,7 +338,10 @@ class Container:
 
     def build_server(self) -> None:
         """Build every part the server uses now, so a wiring mistake fails at start-up, not on a first request."""
-        parts = ("keys", "limiter", "idempotency", "job_worker", "monitoring", "compat", "embeddings", "aliases")
+        parts = (
+            "keys", "limiter", "idempotency", "job_worker", "monitoring", "compat", "embeddings", "aliases",
+            "generation", "llm_classifier",
+        )  # fmt: skip
         for part in parts:
             getattr(self, part)
 
@@ -317,4 +369,6 @@ class Container:
             self.executor.shutdown(wait=False, cancel_futures=True)
         if self.job_worker is not None:
             await asyncio.to_thread(self.job_worker.stop)
+        if "llm_upstream" in self.__dict__ and self.llm_upstream is not None:
+            await self.llm_upstream.close()
         self.db.dispose()

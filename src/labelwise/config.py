@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     )
     default_credits: int | None = Field(default=None, ge=0, description="balance of a new key; None: unlimited")
     credit_prices: dict[str, int] = Field(
-        default_factory=lambda: {"linear": 1, "embedding": 5, "zeroshot": 5, "transformer": 5},
+        default_factory=lambda: {"linear": 1, "embedding": 5, "zeroshot": 5, "transformer": 5, "llm": 20},
         description="credits per text by engine (JSON in LABELWISE_CREDIT_PRICES)",
     )
     credit_price_default: int = Field(default=1, ge=0, description="credits per text for engines not listed")
@@ -102,6 +102,23 @@ class Settings(BaseSettings):
         le=1.0,
         description="share of requests also scored by name@shadow: the shadow's work competes with live traffic "
         "for the same cores, so a sample keeps responses as fast as without it",
+    )
+
+    # Language models behind an OpenAI-compatible upstream (see llm/upstream.py and services/generation.py)
+    llm_url: str | None = Field(
+        default=None, description="the upstream's OpenAI base URL, e.g. http://127.0.0.1:8080/v1; None: no LLM routes"
+    )
+    llm_api_key: SecretStr | None = Field(default=None, description="sent to the upstream as a Bearer token")
+    llm_model: str | None = Field(default=None, description="the upstream model used when a request names none")
+    llm_connect_timeout_seconds: float = Field(default=2.0, gt=0.0)
+    llm_timeout_seconds: float = Field(default=120.0, gt=0.0, description="longest wait for the upstream's next bytes")
+    llm_max_connections: int = Field(default=32, ge=1, description="pooled connections to the upstream per worker")
+    llm_credits_per_request: int = Field(default=1, ge=0, description="credits each generation request costs")
+    llm_credits_per_1000_tokens: int = Field(
+        default=10, ge=0, description="credits per 1,000 prompt plus completion tokens (rounded up per request)"
+    )
+    llm_token_rate_limit: str | None = Field(
+        default=None, description="tokens each key may generate, e.g. '20000/minute'; None: no token limit"
     )
 
     # Training
@@ -145,7 +162,7 @@ class Settings(BaseSettings):
             raise ValueError(f"log_level: {value!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
-    @field_validator("default_rate_limit", "auth_failure_limit")
+    @field_validator("default_rate_limit", "auth_failure_limit", "llm_token_rate_limit")
     @classmethod
     def _rate_limit(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:

@@ -123,15 +123,23 @@ class IdempotencyKeyReused(LabelwiseError):
     http_status = 422
 
 
-class UpstreamUnavailable(Overloaded):
-    """A service we call (Label Studio) cannot be reached or failed: 503 with Retry-After, like an overload."""
-
-    code = "upstream_unavailable"
-
-
 class StorageUnavailable(StorageError):
     """The database cannot be reached (stopped, restarting, network away): nothing is wrong with the request, and
     the same request will work once it is back."""
 
     code = "storage_unavailable"
     http_status = 503
+
+
+class UpstreamUnavailable(LabelwiseError):
+    """A service we call (the language-model upstream, Label Studio) is down, timed out, overloaded or failed on its
+    side: 503 with Retry-After; the request itself may be fine."""
+
+    code = "upstream_unavailable"
+    http_status = 503
+
+
+class UpstreamRejected(InvalidRequest):
+    """The language-model upstream refused the request as the caller's fault (its 4xx); its message is passed on."""
+
+    code = "upstream_rejected"

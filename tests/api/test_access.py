@@ -60,6 +60,9 @@ EXPECTED = {
     ("GET", "/v1/jobs/{job_id}"): "any key",
     ("GET", "/v1/jobs/{job_id}/results"): "any key",
     ("DELETE", "/v1/jobs/{job_id}"): "any key",
+    ("POST", "/v1/generate"): "generate",
+    ("POST", "/v1/generate/stream"): "generate",
+    ("POST", "/v1/chat/completions"): "generate",
 }
 
 

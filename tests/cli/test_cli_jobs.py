@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 from tests.api.serving_fakes import Fixture, make_settings, reset_keyword_engine, serving
 
@@ -74,3 +75,27 @@ def test_errors_are_one_line_and_exit_1(server: tuple[str, str], capsys: pytest.
     assert code == 1
     assert "404" in err
     assert "job_nope" in err
+
+
+def test_submit_an_embed_job_and_fetch_its_vectors(
+    server: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, key = server
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(orjson.dumps({"n": i, "text": TEXTS[i % 3]}) + b"\n" for i in range(12)))
+    common = ("--server", base, "--key", key, "--json")
+    code, job = run(capsys, "jobs", "submit", str(source), "--kind", "embed", "--wait", *common)
+    assert code == 0, job
+    assert (job["kind"], job["state"], job["rows_done"], job["model"]) == ("embed", "succeeded", 12, "all-MiniLM-L6-v2")
+    output = tmp_path / "vectors.parquet"
+    code, _ = run(capsys, "jobs", "results", job["id"], "--output", str(output), *common)
+    assert code == 0
+    table = pq.read_table(output)
+    assert table.column_names == ["n", "text", "embedding"]
+    assert table.column("n").to_pylist() == list(range(12))
+    vectors = table.column("embedding").to_pylist()
+    assert {len(vector) for vector in vectors} == {384}
+    assert vectors[0] == vectors[3]  # the same text, the same vector
+    code, err = run(capsys, "jobs", "submit", str(source), "--kind", "embed", "--top-k", "2", *common)
+    assert code == 1
+    assert "top_k: only classify jobs take top_k" in err

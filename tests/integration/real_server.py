@@ -11,12 +11,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from tests.api.serving_fakes import wait_all_ready
+from tests.api.serving_fakes import wait_all_ready, wait_until
 
 
 def free_port() -> int:
@@ -31,19 +31,25 @@ class RunningServer:
     process: subprocess.Popen[str]
     port: int
     log: str = ""  # the server's stderr, once it has stopped
+    lines: list[str] = field(default_factory=list)  # what it has written so far
+    reader: threading.Thread | None = None
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def read_log(self) -> str:
+        """Once the process has ended: its whole stderr, kept in `log`."""
+        if self.reader is not None:
+            self.reader.join(timeout=10)
+        self.log = "".join(self.lines)
+        return self.log
 
-@contextmanager
-def labelwise_serve(
-    env: Mapping[str, str], *, ready_timeout: float = 90.0, root_path: str = ""
-) -> Iterator[RunningServer]:
+
+def start_serve(env: Mapping[str, str], *, ready_timeout: float = 90.0, root_path: str = "") -> RunningServer:
     """`labelwise serve` with `env` (LABELWISE_* of the caller's environment and PROMETHEUS_MULTIPROC_DIR removed
-    first) until every worker is ready (under `root_path` when it serves under a prefix); SIGINT at exit, and the
-    exit must be clean. Its log is the process's stderr, read while it runs and kept in `server.log` at exit."""
+    first), once every worker is ready (under `root_path` when it serves under a prefix). Its stderr is read while
+    it runs. Stop it with `labelwise_serve`'s exit, or `kill_serve`."""
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc to see which worker answered")
     command = Path(sys.executable).with_name("labelwise")
@@ -51,23 +57,65 @@ def labelwise_serve(
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LABELWISE_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     full = clean | {"LABELWISE_PORT": str(port)} | dict(env)
     process = subprocess.Popen([str(command), "serve"], env=full, stderr=subprocess.PIPE, text=True)
+    server = RunningServer(process, port)
     # Read stderr while the server runs: a worker whose log fills the pipe's 64 KiB blocks in its next write, and
     # with an access line per request that took a few hundred requests (the outage test hung on it, at random).
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
-    reader.start()
-    server = RunningServer(process, port)
+    server.reader = threading.Thread(target=lambda: server.lines.extend(process.stderr or ()), daemon=True)
+    server.reader.start()
     try:
         wait_all_ready(server.base + root_path, timeout=ready_timeout)
+    except BaseException:
+        kill_serve(server)
+        raise
+    return server
+
+
+def kill_serve(server: RunningServer) -> None:
+    """SIGKILL the server and every process under it at once (what a machine losing power does to it): no worker
+    finishes its chunk or writes anything more."""
+    tree = _descendants(server.process.pid)
+    for pid in [server.process.pid, *tree]:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    server.process.wait(timeout=60)
+    server.read_log()
+    # The workers are not ours to reap (the killed parent's), but they are gone before the next server starts.
+    wait_until(lambda: all(_state(pid) in ("Z", "X") for pid in tree), timeout=30)
+
+
+@contextmanager
+def labelwise_serve(
+    env: Mapping[str, str], *, ready_timeout: float = 90.0, root_path: str = ""
+) -> Iterator[RunningServer]:
+    """`labelwise serve` with `env` (see `start_serve`) until every worker is ready; SIGINT at exit, and the exit
+    must be clean. Its log is the process's stderr, read while it runs and kept in `server.log` at exit."""
+    server = start_serve(env, ready_timeout=ready_timeout, root_path=root_path)
+    process = server.process
+    try:
         yield server
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
-        reader.join(timeout=10)
-        stderr = server.log = "".join(lines)
+        stderr = server.read_log()
     assert process.returncode == 0, stderr[-3000:]
     tracebacks = [line[:400] for line in stderr.splitlines() if "Traceback" in line]
     assert not tracebacks, tracebacks
+
+
+def _descendants(parent: int) -> list[int]:
+    found, todo = [], [parent]
+    while todo:
+        children = _children(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
 
 
 def _children(parent: int) -> list[int]:

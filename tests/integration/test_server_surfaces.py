@@ -18,8 +18,9 @@ import httpx
 import pytest
 from tests.api.serving_fakes import Fixture, make_settings, wait_all_ready, wait_until
 from tests.api.test_access import EXPECTED
-from tests.api.test_response_path import HEADERS, LOG_FIELDS, SURFACES, ours
+from tests.api.test_response_path import HEADERS, LOG_FIELDS, SCOPES, SURFACES, ours
 from tests.conftest import encoder_cache_dir
+from tests.llm_upstream import MODEL_ALIAS
 
 from labelwise.domain import LabeledTexts
 from labelwise.engines.linear import LinearEngine
@@ -61,7 +62,7 @@ def _engine(shared_data: Path) -> LinearEngine:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, shared_data_module: Path) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, shared_data_module: Path, llm_upstream: str) -> Iterator[Server]:
     tmp_path = tmp_path_factory.mktemp("surfaces")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -74,9 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, shared_data_module: Path) -
     held_out = _rows(shared_data_module, 400, 800)
     tuned = tune_abstain(engine, held_out, engine.predict_proba(held_out.texts), None, 0.95)
     fixture.store.publish("intents", engine, metrics={"abstain": tuned}, data={"rows": 400})
-    metered, _ = fixture.keys.create(
-        "metered", ["classify"], settings=KeyChanges(credits=100_000, rate_limit="1000/minute")
-    )
+    metered, _ = fixture.keys.create("metered", SCOPES, settings=KeyChanges(credits=100_000, rate_limit="1000/minute"))
     keys = {"metered": metered, "train": fixture.key("train"), "admin": fixture.key("admin")}
     fixture.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWISE_")}
@@ -87,6 +86,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, shared_data_module: Path) -
         "LABELWISE_USAGE_FLUSH_SECONDS": "0.2",
         "LABELWISE_LOG_LEVEL": "INFO",
         "LABELWISE_AUTH_FAILURE_LIMIT": "1000/minute",  # the access test fails authentication on purpose, often
+        "LABELWISE_LLM_URL": llm_upstream,
+        "LABELWISE_LLM_MODEL": MODEL_ALIAS,
     }
     code = "from labelwise.cli.app import app; app(['serve'])"
     log = tmp_path / "server.log"
@@ -128,7 +129,7 @@ def test_declared_access_is_enforced_by_the_real_server(server: Server) -> None:
                 continue
             assert anonymous.status_code == 401, (method, path, anonymous.text)
             with_train_key = client.request(method, _url(path), headers=trainer)
-            if access in ("classify", "admin"):
+            if access in ("classify", "admin", "generate"):
                 # 403, except where a surface's documented error shape has no such code (categories: 401).
                 assert with_train_key.status_code in (401, 403), (method, path, with_train_key.text)
                 assert "lacks the" in with_train_key.text, (method, path, with_train_key.text)

@@ -7,6 +7,7 @@ example cannot silently drop out of the test: the test fails if a marked block i
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from labelwise.services.demo import write_news_corpus
@@ -124,7 +126,30 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 def test_every_marked_block_exists() -> None:
     # `ray` runs in tests/bulk/test_bulk_ray.py, on the Ray instance that module starts.
-    assert set(readme_blocks()) >= {"api", "client-cli", "python", "javascript", "cli", "keys", "ray"}
+    expected = {"api", "client-cli", "python", "javascript", "cli", "keys", "ray", "llm", "llm-python", "jobs-embed"}
+    assert set(readme_blocks()) >= expected
+
+
+def test_language_model_examples(tmp_path: Path, llm_upstream: str) -> None:
+    """The curl and `openai`-client examples of "Language models", against a server with a llama.cpp upstream."""
+    from tests.integration.test_llm_live import labelwise_serve
+    from tests.llm_upstream import MODEL_ALIAS
+
+    assert '"smollm2"' in readme_blocks()["llm-python"]
+    assert MODEL_ALIAS == "smollm2"
+    with labelwise_serve(tmp_path, LABELWISE_LLM_URL=llm_upstream, LABELWISE_LLM_MODEL=MODEL_ALIAS) as live:
+        env = {**os.environ, "LABELWISE_API_KEY": live.key("generate", "classify", credits=None)}
+        script = readme_blocks()["llm"].replace("http://127.0.0.1:8000", live.base)
+        out = run(["bash", "-euo", "pipefail", "-c", script], env, tmp_path).stdout
+        generated, _, rest = out.partition("data: ")
+        assert json_documents(generated.strip())[0]["usage"]["completion_tokens"] >= 1
+        stream, _, classified = rest.partition("data: [DONE]")
+        assert stream.strip()
+        answer = json_documents(classified.strip())[0]
+        assert (answer["model"], answer["predicted"]) == ("llm", ["positive"])
+        code = readme_blocks()["llm-python"].replace("http://127.0.0.1:8000", live.base)
+        printed = run([sys.executable, "-c", code], env, tmp_path).stdout
+        assert printed.strip()
 
 
 def test_curl_examples(server: LiveServer) -> None:
@@ -149,6 +174,28 @@ def test_client_cli_example(server: LiveServer) -> None:
     assert "business" in result.stdout
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [line["predicted"] for line in lines] == [["sports"], ["tech"]]
+
+
+def test_embedding_job_example(server: LiveServer) -> None:
+    script = readme_blocks()["jobs-embed"].replace("http://127.0.0.1:8000", server.url)
+    [job] = json_documents(run(["bash", "-euo", "pipefail", "-c", script], server.env, server.home).stdout)
+    assert (job["kind"], job["rows_total"], job["state"]) == ("embed", 2, "queued")
+    headers = {"x-api-key": server.key}
+
+    def state() -> str:
+        answer: str = httpx.get(f"{server.url}/v1/jobs/{job['id']}", headers=headers, timeout=30).json()["state"]
+        return answer
+
+    deadline = time.monotonic() + 120
+    while state() in ("queued", "running"):
+        assert time.monotonic() < deadline, "the embedding job did not end in 120 s"
+        time.sleep(0.1)
+    assert state() == "succeeded"
+    results = httpx.get(f"{server.url}/v1/jobs/{job['id']}/results", headers=headers, timeout=30)
+    assert results.status_code == 200, results.text
+    table = pq.read_table(io.BytesIO(results.content))
+    assert table.column_names == ["id", "text", "embedding"]
+    assert [len(vector) for vector in table.column("embedding").to_pylist()] == [384, 384]
 
 
 def test_python_example(server: LiveServer) -> None:

@@ -31,6 +31,7 @@ from labelwise.api.routes import (
     categories,
     classify,
     embeddings,
+    generate,
     health,
     jobs,
     keys,
@@ -91,7 +92,7 @@ class LabelwiseAPI(FastAPI):
 # In matching order: a path two routers could serve goes to the first.
 ROUTERS = (
     classify, models, reports, aliases, health, web, keys, usage, embeddings, vllm, categories, labels, monitoring,
-    jobs, training, review,
+    jobs, training, review, generate,
 )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from labelwise.services.classify import ClassifyService
 from labelwise.services.compat import CompatService
 from labelwise.services.credits import Payer
 from labelwise.services.embeddings import EmbeddingService
+from labelwise.services.generation import GenerationService
 from labelwise.services.idempotency import IdempotencyService
 from labelwise.services.jobs import JobService
 from labelwise.services.keys import KeyService, Principal
@@ -80,6 +81,10 @@ async def get_compat(request: Request) -> CompatService:
 
 async def get_embeddings(request: Request) -> EmbeddingService:
     return container_of(request).embeddings
+
+
+async def get_generation(request: Request) -> GenerationService:
+    return container_of(request).generation
 
 
 async def get_monitoring(request: Request) -> Monitoring:
@@ -143,6 +148,7 @@ UsageMeterDep = Annotated[UsageMeter, Depends(get_usage_meter)]
 ZeroShotDep = Annotated[ZeroShotService, Depends(get_zeroshot)]
 CompatDep = Annotated[CompatService, Depends(get_compat)]
 EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embeddings)]
+GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 MonitoringDep = Annotated[Monitoring, Depends(get_monitoring)]
 LabelStudioDep = Annotated[LabelStudioExchange, Depends(get_label_studio)]
 AliasServiceDep = Annotated[AliasService, Depends(get_aliases)]

@@ -44,6 +44,7 @@ _HTTP_CODES: Mapping[int, tuple[str, str]] = {
 # every other path answers in the native shape. Middleware refusals (auth, rate limit, body size) use it too.
 SURFACES: Sequence[tuple[str, Renderer]] = (
     ("/v1/embeddings", error_shapes.openai),
+    ("/v1/chat/completions", error_shapes.openai),
     ("/classify", error_shapes.vllm),
     ("/invocations", error_shapes.vllm),
     ("/pooling", error_shapes.vllm),

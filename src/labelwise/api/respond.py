@@ -1,5 +1,6 @@
 """The response path every inference surface shares (native `/v1/classify` and `/v1/batch`, vLLM `/classify`,
-OpenAI `/v1/embeddings`, the categories and the labels APIs): a surface shapes its body, and this module adds the
+OpenAI `/v1/embeddings`, the categories and the labels APIs, and generation: `/v1/generate`, its stream and
+`/v1/chat/completions`): a surface shapes its body, and this module adds the
 rest from one `Served` record.
 
 What a response gets, and where it comes from:
@@ -20,6 +21,7 @@ import orjson
 from fastapi import Request, Response
 from starlette.background import BackgroundTask
 
+from labelwise.domain import Timing
 from labelwise.services.classify import Classification
 from labelwise.services.credits import Charge
 from labelwise.services.embeddings import Embeddings
@@ -52,6 +54,15 @@ class Served:
     def embeddings(cls, result: Embeddings, model: str) -> Served:
         timing = result.timing
         return cls(model, model, len(result.vectors), timing.queue_ms, timing.inference_ms, result.charge)
+
+    @classmethod
+    def generation(
+        cls, model: str, timing: Timing | None, charge: Charge | None, *, inference_ms: float | None = None
+    ) -> Served:
+        """A language-model answer: the upstream model, one prompt, the upstream's time (to the first event, for
+        a stream)."""
+        spent = inference_ms if inference_ms is not None else timing.inference_ms if timing is not None else 0.0
+        return cls(model, "llm", 1, 0.0, spent, charge)
 
 
 def served_headers(request: Request, served: Served) -> dict[str, str]:

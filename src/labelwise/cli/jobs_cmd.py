@@ -71,26 +71,26 @@ def _wait(client: httpx.Client, job: dict[str, Any], *, show_bar: bool, poll: fl
 @app.command()
 def submit(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV, JSON lines or Parquet.")],
-    model: Annotated[str, typer.Option("--model", help="model, model@version or model@alias")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="classify: model, model@version or model@alias (required)")
+    ] = None,
+    kind: Annotated[str, typer.Option("--kind", help="classify (a label per row) or embed (a vector per row)")] = (
+        "classify"
+    ),
     text_col: Annotated[str, typer.Option("--text-col")] = "text",
-    top_k: Annotated[int, typer.Option("--top-k", min=1, max=20)] = 1,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=20, help="classify only")] = None,
     idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it ends.")] = False,
     server: Server = DEFAULT_SERVER,
     key: Key = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload FILE and queue a job classifying every row."""
+    """Upload FILE and queue a job classifying (or, with --kind embed, embedding) every row."""
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    fields = {"kind": kind, "model": model, "text_col": text_col, "top_k": None if top_k is None else str(top_k)}
+    data = {name: value for name, value in fields.items() if value is not None}
     with _client(server, key) as client, file.open("rb") as fh:
-        job = _checked(
-            client.post(
-                "/v1/jobs",
-                files={"file": (file.name, fh)},
-                data={"model": model, "text_col": text_col, "top_k": str(top_k)},
-                headers=headers,
-            )
-        )
+        job = _checked(client.post("/v1/jobs", files={"file": (file.name, fh)}, data=data, headers=headers))
         if wait:
             job = _wait(client, job, show_bar=not as_json)
     _show(job, as_json)
@@ -130,7 +130,7 @@ def results(
     key: Key = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Download a succeeded job's results (the input rows with label and score) to --output."""
+    """Download a succeeded job's results (the input rows with label and score, or with their vectors) to --output."""
     written = 0
     partial = output.with_name(f".{output.name}.partial")
     with _client(server, key) as client, client.stream("GET", f"/v1/jobs/{job_id}/results") as response:

@@ -183,16 +183,16 @@ class PredictionWriter:
         import pyarrow.parquet as pq
 
         data = {column: [row.get(column) for row in rows] for column in columns}
-        if self._schema is None:
-            self._schema = _schema_of(data)
-            self._parquet = pq.ParquetWriter(self._tmp, self._schema)
+        first = self._schema is None
         try:
+            if self._schema is None:
+                self._schema = _schema_of(data)
             table = pa.Table.from_pydict(data, schema=self._schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise DataError(
-                f"{self.path.name}: a column changed type after row {self.rows_written} ({exc}); "
-                "Parquet needs one type per column"
-            ) from exc
+            where = "has values of more than one type" if first else f"changed type after row {self.rows_written}"
+            raise DataError(f"{self.path.name}: a column {where} ({exc}); Parquet needs one type per column") from exc
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self._tmp, self._schema)
         self._parquet.write_table(table)
 
 

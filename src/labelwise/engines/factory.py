@@ -17,6 +17,7 @@ _ENGINES: dict[str, str] = {
     "zeroshot": "labelwise.engines.zeroshot:ZeroShotEngine",
     "auto": "labelwise.engines.auto:AutoEngine",
     "transformer": "labelwise.engines.transformer:TransformerEngine",
+    "llm": "labelwise.engines.llm:LLMEngine",
 }
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from labelwise.domain import ModelVersion, Prediction, Timing, share_of
 from labelwise.engines.abstain import AbstainRule, rule_of
@@ -23,6 +24,21 @@ class Classification:
     model: ModelVersion
     timing: Timing
     charge: Charge | None = None
+
+
+class Delegate(Protocol):
+    """Classifies for one engine in place of the batcher (see `ClassifyService.delegate`)."""
+
+    def __call__(
+        self,
+        texts: Sequence[str],
+        loaded: LoadedModel,
+        *,
+        top_k: int | None,
+        threshold: float,
+        single: bool,
+        payer: Payer | None,
+    ) -> Awaitable[Classification]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +64,12 @@ class ClassifyService:
         self.default_model = default_model
         self.billing = billing
         self.canary_share = canary_share
+        self._delegates: dict[str, Delegate] = {}
+
+    def delegate(self, engine: str, classify: Delegate) -> None:
+        """Let `classify` answer for versions of `engine` instead of the batcher: an engine whose scoring is
+        I/O (the `llm` engine asks an upstream) is awaited, never run on the event loop."""
+        self._delegates[engine] = classify
 
     async def classify(
         self,
@@ -76,6 +98,9 @@ class ClassifyService:
         """
         self.check_texts(texts, single=single)
         loaded = await self.manager.get(self._canary(self.model_ref(model), request_id))
+        delegate = self._delegates.get(loaded.record.engine)
+        if delegate is not None:
+            return await delegate(texts, loaded, top_k=top_k, threshold=threshold, single=single, payer=payer)
         async with billed(self.billing, payer, loaded.record.engine, texts) as charge:
             rule = rule_of(loaded.record.metrics).with_overrides(min_confidence, min_margin)
             predictions, timing = await _predict(loaded, texts, top_k, threshold, rule)

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
+
+import anyio
 
 from labelwise.errors import InsufficientBalance, StorageUnavailable
 from labelwise.services.usage import UsageMeter
@@ -91,6 +94,44 @@ class CreditService:
                 )
 
 
+@dataclass(frozen=True, slots=True)
+class TokenPrices:
+    """What a language-model request costs: a price per request plus a price per 1,000 tokens, rounded up."""
+
+    per_request: int = 1
+    per_1000_tokens: int = 10
+
+    def cost(self, tokens: int) -> int:
+        return self.per_request + math.ceil(max(0, tokens) * self.per_1000_tokens / 1000)
+
+
+@dataclass(slots=True)
+class Reservation:
+    """Credits taken before work whose cost is known only after it (language-model tokens).
+
+    The work calls `settle` with what it used; the unused part of the reservation is given back. `charge` is the
+    reservation until then, the final charge after."""
+
+    charge: Charge
+    tokens: int = 0
+    characters: int = 0
+    settled: bool = False
+    reserved_cost: int = -1
+
+    def __post_init__(self) -> None:
+        self.reserved_cost = self.charge.cost
+
+    def settle(self, cost: int, *, tokens: int, characters: int) -> Charge:
+        """The final charge: `cost`, capped at what was reserved (an estimate that fell short is not billed again).
+        The balance it reports is the one after the unused part goes back."""
+        reserved = self.reserved_cost
+        final = min(cost, reserved)
+        remaining = None if self.charge.remaining is None else self.charge.remaining + reserved - final
+        self.charge = Charge(final, remaining)
+        self.tokens, self.characters, self.settled = tokens, characters, True
+        return self.charge
+
+
 class Billing:
     """Credits and usage together, around one unit of billed work."""
 
@@ -112,6 +153,42 @@ class Billing:
             raise
         characters = sum(len(text) for text in texts)
         self.usage.record(payer.key, payer.route, texts=len(texts), characters=characters, credits=charge.cost)
+
+    async def reserve(self, payer: Payer, cost: int) -> Reservation:
+        """Debit `cost`, the most the work can cost, before work whose price is known only afterwards."""
+        return Reservation(await self.credits.debit(payer, cost))
+
+    async def close(self, payer: Payer, reservation: Reservation, *, completed: bool) -> None:
+        """After reserved work: refund all of it if the work failed (or was cancelled), else the unused part and
+        record usage, tokens included. Shielded: a cancelled request still gets its refund."""
+        with anyio.CancelScope(shield=True):
+            if not completed:
+                await self.credits.refund(payer, Charge(reservation.reserved_cost, reservation.charge.remaining))
+                return
+            if not reservation.settled:
+                reservation.settle(reservation.reserved_cost, tokens=0, characters=0)
+            final = reservation.charge
+            if reservation.reserved_cost > final.cost:
+                await self.credits.refund(payer, Charge(reservation.reserved_cost - final.cost, final.remaining))
+            self.usage.record(
+                payer.key,
+                payer.route,
+                texts=1,
+                characters=reservation.characters,
+                credits=final.cost,
+                tokens=reservation.tokens,
+            )
+
+    @asynccontextmanager
+    async def reserved(self, payer: Payer, cost: int) -> AsyncIterator[Reservation]:
+        """`reserve` before the block and `close` after it (a block that raises is refunded in full)."""
+        reservation = await self.reserve(payer, cost)
+        try:
+            yield reservation
+        except BaseException:
+            await self.close(payer, reservation, completed=False)
+            raise
+        await self.close(payer, reservation, completed=True)
 
 
 def billed(

@@ -24,6 +24,15 @@ EMBEDDING_ENGINE = "embedding"  # the price-list entry embeddings are billed und
 MODEL_ALIASES = ("labelwise-embed",)
 
 
+def embedding_model(model: str, *, param: str = "model") -> str:
+    """The canonical id of the embedding model `model` names (the id itself or an alias); `InvalidRequest` naming
+    `param` otherwise. Embedding requests and embedding jobs both check their model here."""
+    if model == MODEL_ID or model in MODEL_ALIASES:
+        return MODEL_ID
+    known = ", ".join((MODEL_ID, *MODEL_ALIASES))
+    raise InvalidRequest(f"{param}: unknown embedding model {model[:100]!r}; use one of {known}", param=param)
+
+
 @dataclass(frozen=True, slots=True)
 class Embeddings:
     """Vectors in input order, the tokens counted, where the time went, and what it cost."""
@@ -58,10 +67,7 @@ class EmbeddingService:
 
     def check_model(self, model: str, *, param: str = "model") -> str:
         """The canonical model id for `model` (the id itself or an alias); `InvalidRequest` otherwise."""
-        if model == MODEL_ID or model in MODEL_ALIASES:
-            return MODEL_ID
-        known = ", ".join((MODEL_ID, *MODEL_ALIASES))
-        raise InvalidRequest(f"{param}: unknown embedding model {model[:100]!r}; use one of {known}", param=param)
+        return embedding_model(model, param=param)
 
     def check_inputs(self, texts: Sequence[str], *, param: str = "input") -> None:
         """`InvalidRequest` naming the item for an empty or oversized list, or an empty or too long text."""

@@ -1,42 +1,48 @@
-"""Batch jobs: classify an uploaded file, or train a model from one, in the background and crash-safe.
+"""Batch jobs: classify or embed an uploaded file, or train a model from one, in the background and crash-safe.
 
 Submitting checks the upload (format, text column, every row readable) and splits it into chunk input files
 (`in-000000.jsonl`, ...) before the job is accepted, so a job that is queued can run. Workers (`job_worker.py`)
-lease chunks in the database and process them here.
+lease chunks in the database and process them here. Classify and embed jobs are "row jobs": they share the
+splitting, the chunk files, the commit and the billing below, and differ only in what a chunk adds to each row
+(a label and a score, or a vector) and in the results file (the input's format, or Parquet for vectors).
 
-Exactly once, precisely: a chunk's output is written to a temporary name, fsynced and renamed to a name unique to
-the attempt (`out-000007-<token>.jsonl`); only then does the transaction that marks the chunk done record that
-name, add the rows to the job and bill them, on condition that this worker still holds the lease. A crash before
-that commit leaves a file no row points to (ignored, removed with the job), and the chunk is leased again once its
-lease expires. A worker whose lease was taken over commits nothing. The results are assembled only from the files
-the database names, in chunk order, so each input row appears once and is billed once. A training job publishes
-its version (with the job id in the version's `data`) before that commit; a retry after a crash in between finds
-the version by the job id and finishes the job with it, so a job publishes at most one version.
+Exactly once, precisely (the files themselves are `job_files.py`'s): a chunk's output is written to a temporary
+name, fsynced and renamed to a name unique to the attempt (`out-000007-<token>.jsonl`); only then does the
+transaction that marks the chunk done record that name, add the rows to the job and bill them, on condition that
+this worker still holds the lease. A crash before that commit leaves a file no row points to (ignored, removed with
+the job), and the chunk is leased again once its lease expires. A worker whose lease was taken over commits nothing.
+The results are assembled only from the files the database names, in chunk order, so each input row appears once and
+is billed once. A training job publishes its version (with the job id in the version's `data`) before that commit; a
+retry after a crash in between finds the version by the job id and finishes the job with it, so a job publishes at
+most one version.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import orjson
+import numpy as np
+from numpy.typing import NDArray
 
 from labelwise.config import Settings
-from labelwise.data import FileFormat, PredictionWriter, ReadOptions, detect_format, iter_text_batches
+from labelwise.data import FileFormat, ReadOptions, detect_format
 from labelwise.domain import ModelVersion, TaskType
+from labelwise.encoder import MODEL_ID
 from labelwise.engines.abstain import DEFAULT_TARGET_PRECISION
 from labelwise.engines.base import Engine
 from labelwise.engines.factory import check_params
 from labelwise.errors import InsufficientBalance, InvalidRequest, LabelwiseError, NotFound
 from labelwise.registry.store import ModelStore
 from labelwise.services.credits import PriceList
+from labelwise.services.embeddings import EMBEDDING_ENGINE, embedding_model
+from labelwise.services.job_files import assemble, chunk_input, free_column, read_rows, split_upload, write_output
 from labelwise.services.training import ModelService, TrainRequest, output_columns
 from labelwise.storage.jobs_repository import Bill, ChunkSpec, ClaimedChunk, InsufficientCredits, JobRepository
 from labelwise.storage.repositories import KeyRepository
@@ -52,6 +58,14 @@ _RESULT_SUFFIX = {
     FileFormat.JSONL: ".jsonl",
     FileFormat.PARQUET: ".parquet",
 }
+ROW_KINDS = ("classify", "embed")  # jobs whose chunks are slices of the uploaded rows, with a results file
+VECTOR_COLUMN = "embedding"  # what an embed job adds to each row (`embedding_vector` if the input has one)
+
+
+class TextEncoder(Protocol):
+    """What embed jobs need of the sentence encoder (`encoder.LazyEncoder`): vectors in input order."""
+
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +102,8 @@ class JobProgress:
 
 
 class JobService:
-    """Accepts jobs, processes leased chunks, assembles results, and reports progress."""
+    """Accepts jobs, processes leased chunks, assembles results, and reports progress. `encoder` embeds the rows
+    of embed jobs (the process's shared sentence encoder, loaded by the first such chunk)."""
 
     def __init__(
         self,
@@ -97,6 +112,8 @@ class JobService:
         store: ModelStore,
         prices: PriceList,
         config: JobConfig,
+        *,
+        encoder: TextEncoder | None = None,
     ) -> None:
         self.repo = repo
         self.keys = keys
@@ -104,6 +121,7 @@ class JobService:
         self.models = ModelService(store)
         self.prices = prices
         self.config = config
+        self.encoder = encoder
         self._engines: dict[tuple[str, str], Engine] = {}
 
     def job_dir(self, job_id: str) -> Path:
@@ -111,37 +129,68 @@ class JobService:
 
     # Submitting
 
+    def submit(
+        self,
+        kind: str,
+        key_prefix: str,
+        upload: Path,
+        *,
+        model: str | None = None,
+        text_col: str = "text",
+        top_k: int | None = None,
+    ) -> JobRow:
+        """Queue a row job of `kind` from the fields of `POST /v1/jobs`, checking which fields fit which kind."""
+        if kind == "embed":
+            if top_k is not None:
+                raise InvalidRequest("top_k: only classify jobs take top_k; an embed job adds a vector", param="top_k")
+            return self.submit_embed(key_prefix, upload, model or MODEL_ID, text_col)
+        if kind != "classify":
+            raise InvalidRequest(f"kind: {kind[:40]!r}, choose classify or embed", param="kind")
+        if model is None:
+            raise InvalidRequest("model: a classify job needs one (model, model@version or model@alias)", param="model")
+        return self.submit_classify(key_prefix, upload, model, text_col, 1 if top_k is None else top_k)
+
     def submit_classify(
         self, key_prefix: str, upload: Path, model: str, text_col: str = "text", top_k: int = 1
     ) -> JobRow:
         """Validate `upload`, split it into chunks and queue a job classifying it with `model` (pinned now)."""
         if not 1 <= top_k <= 20:
             raise InvalidRequest(f"top_k: {top_k}, must be from 1 to 20", param="top_k")
-        input_format = detect_format(upload)
         record = self.store.resolve(model)
+        params = {"model": record.name, "version": record.version, "engine": record.engine, "top_k": top_k}
+        return self._submit_rows("classify", key_prefix, upload, text_col, params)
+
+    def submit_embed(self, key_prefix: str, upload: Path, model: str = MODEL_ID, text_col: str = "text") -> JobRow:
+        """Validate `upload`, split it into chunks and queue a job adding the sentence embedding of each row's
+        text (the vectors `/v1/embeddings` returns), billed like `/v1/embeddings`; the results are Parquet."""
+        if self.encoder is None:  # a wiring mistake of the composition root, not the caller's
+            raise RuntimeError("JobService: embed jobs need an encoder")
+        params = {"model": embedding_model(model), "engine": EMBEDDING_ENGINE}
+        return self._submit_rows("embed", key_prefix, upload, text_col, params)
+
+    def _submit_rows(self, kind: str, key_prefix: str, upload: Path, text_col: str, params: dict[str, Any]) -> JobRow:
+        """Split `upload` into chunk files (every row checked), check the key can pay for all of it, and queue it."""
+        input_format = detect_format(upload)
         job_id = new_job_id()
         directory = self.job_dir(job_id)
         directory.mkdir(parents=True, exist_ok=True)
         try:
-            chunks = _split(upload, directory, text_col, self.config.chunk_rows)
+            # Vectors go to Parquet whatever the input: check now that the rows fit one Parquet schema.
+            check = kind == "embed" and input_format is not FileFormat.PARQUET
+            chunks, columns = split_upload(upload, directory, text_col, self.config.chunk_rows, check_parquet=check)
             rows = sum(c.row_count for c in chunks)
             if rows == 0:
-                raise InvalidRequest(f"file: {upload.name} has no rows to classify", param="file")
-            self._check_balance(key_prefix, self.prices.cost(record.engine, rows))
-            params = {
-                "model": record.name,
-                "version": record.version,
-                "engine": record.engine,
-                "text_col": text_col,
-                "top_k": top_k,
-                "file": upload.name,
-            }
-            job = _queued(job_id, "classify", key_prefix, params, input_format.value, rows, len(chunks))
+                raise InvalidRequest(f"file: {upload.name} has no rows to {kind}", param="file")
+            self._check_balance(key_prefix, self.prices.cost(params["engine"], rows))
+            params = {**params, "text_col": text_col, "file": upload.name}
+            if kind == "embed":
+                params["vector_col"] = free_column(VECTOR_COLUMN, columns)
+            job = _queued(job_id, kind, key_prefix, params, input_format.value, rows, len(chunks))
             self.repo.create(job, chunks)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
-        logger.info("job queued", extra={"job": job_id, "rows": rows, "model": record.ref})
+        logger.info("job queued", extra={"job": job_id, "kind": kind, "rows": rows, "model": params["model"]})
         return job
 
     def submit_train(self, key_prefix: str, upload: Path, request: TrainRequest) -> JobRow:
@@ -199,13 +248,18 @@ class JobService:
         return [_progress(job) for job in self.repo.for_key(key_prefix, limit)]
 
     def results_path(self, job_id: str, key_prefix: str) -> Path:
-        """The assembled results of a succeeded classify job."""
+        """The assembled results of a succeeded classify or embed job."""
         job = self.progress(job_id, key_prefix).job
-        if job.kind != "classify":
+        if job.kind not in ROW_KINDS:
             raise InvalidRequest(f"job: {job_id} is a {job.kind} job; it has no results file", param="job_id")
         if job.state != "succeeded":
             raise InvalidRequest(f"job: {job_id} is {job.state}; results exist once it succeeded", param="job_id")
-        return self.job_dir(job_id) / f"results{_RESULT_SUFFIX[FileFormat(job.input_format)]}"
+        return self._results_file(job)
+
+    def _results_file(self, job: JobRow) -> Path:
+        """Classify results keep the input's format; vectors are always Parquet (a float32 list column)."""
+        suffix = ".parquet" if job.kind == "embed" else _RESULT_SUFFIX[FileFormat(job.input_format)]
+        return self.job_dir(job.id) / f"results{suffix}"
 
     def cancel(self, job_id: str, key_prefix: str) -> JobProgress:
         """Cancel a queued or running job (chunks being processed finish and are billed; no others start)."""
@@ -222,20 +276,14 @@ class JobService:
         if chunk.kind == "train":
             return self._train(chunk, owner, after_write)
         params = chunk.params
-        engine = self._engine(params["model"], params["version"])
-        rows = [orjson.loads(line) for line in self._chunk_input(chunk).read_bytes().splitlines()]
+        directory = self.job_dir(chunk.job_id)
+        rows = read_rows(chunk_input(directory, chunk.seq))
         texts = [row[params["text_col"]] for row in rows]
-        predictions = engine.predictions(texts, top_k=int(params["top_k"]))
-        names = output_columns(list(rows[0]), multi_label=engine.task_ is TaskType.MULTI_LABEL)
-        for row, prediction in zip(rows, predictions, strict=True):
-            row[names["label"]] = prediction.labels[0].label
-            row[names["score"]] = round(prediction.labels[0].score, 6)
-            if "labels" in names:
-                row[names["labels"]] = prediction.predicted
-            if int(params["top_k"]) > 1:
-                row["top_labels"] = [label.label for label in prediction.labels]
-        final = self.job_dir(chunk.job_id) / f"out-{chunk.seq:06d}-{secrets.token_hex(6)}.jsonl"
-        _write_atomically(final, b"".join(orjson.dumps(row) + b"\n" for row in rows))
+        if chunk.kind == "embed":
+            self._add_vectors(rows, texts, params["vector_col"])
+        else:
+            self._add_predictions(rows, texts, params)
+        final = write_output(directory, chunk.seq, rows)
         if after_write is not None:
             after_write(chunk)  # a test hook: crash here, between the file and the commit
         bill = self._bill(chunk, params["engine"], texts, JOBS_ROUTE)
@@ -248,6 +296,25 @@ class JobService:
         if not committed:
             final.unlink(missing_ok=True)  # another worker owns the chunk now; its file will count, not ours
         return committed
+
+    def _add_predictions(self, rows: list[dict[str, Any]], texts: list[str], params: dict[str, Any]) -> None:
+        engine = self._engine(params["model"], params["version"])
+        predictions = engine.predictions(texts, top_k=int(params["top_k"]))
+        names = output_columns(list(rows[0]), multi_label=engine.task_ is TaskType.MULTI_LABEL)
+        for row, prediction in zip(rows, predictions, strict=True):
+            row[names["label"]] = prediction.labels[0].label
+            row[names["score"]] = round(prediction.labels[0].score, 6)
+            if "labels" in names:
+                row[names["labels"]] = prediction.predicted
+            if int(params["top_k"]) > 1:
+                row["top_labels"] = [label.label for label in prediction.labels]
+
+    def _add_vectors(self, rows: list[dict[str, Any]], texts: list[str], column: str) -> None:
+        if self.encoder is None:
+            raise RuntimeError("JobService: embed jobs need an encoder")
+        vectors = self.encoder.encode(texts)
+        for row, vector in zip(rows, vectors, strict=True):
+            row[column] = vector
 
     def _train(
         self, chunk: ClaimedChunk, owner: str, after_write: Callable[[ClaimedChunk], None] | None = None
@@ -308,9 +375,6 @@ class JobService:
             self._engines[(name, version)] = engine
         return engine
 
-    def _chunk_input(self, chunk: ClaimedChunk) -> Path:
-        return self.job_dir(chunk.job_id) / f"in-{chunk.seq:06d}.jsonl"
-
     def fail_attempt(self, chunk: ClaimedChunk, owner: str, exc: BaseException) -> None:
         """Record a failed attempt; the message is ours for `LabelwiseError`s, a generic one for bugs."""
         error = exc.message if isinstance(exc, LabelwiseError) else f"internal error ({type(exc).__name__})"
@@ -320,7 +384,7 @@ class JobService:
         """Assemble every job whose chunks are all done and mark it succeeded; returns how many."""
         finished = 0
         for job in self.repo.finishable():
-            if job.kind == "classify":
+            if job.kind in ROW_KINDS:
                 self._assemble(job)
             if self.repo.succeed(job.id):
                 finished += 1
@@ -328,28 +392,10 @@ class JobService:
         return finished
 
     def _assemble(self, job: JobRow) -> None:
-        # Idempotent: two workers assembling at once write the same bytes and each renames its file into place.
-        target = self.job_dir(job.id) / f"results{_RESULT_SUFFIX[FileFormat(job.input_format)]}"
-        writer: PredictionWriter | None = None
-        try:
-            for row in self._result_rows(job.id):
-                if writer is None:
-                    writer = PredictionWriter(target.with_name(f"{secrets.token_hex(4)}-{target.name}"), list(row))
-                writer.write(row)
-        except BaseException:
-            if writer is not None:
-                writer.close(discard=True)
-            raise
-        if writer is not None:
-            writer.close()
-            os.replace(writer.path, target)
-
-    def _result_rows(self, job_id: str) -> Iterator[dict[str, Any]]:
-        for chunk in self.repo.chunks(job_id):
-            path = self.job_dir(job_id) / str(chunk.result_path)
-            with path.open("rb") as fh:
-                for line in fh:
-                    yield orjson.loads(line)
+        directory = self.job_dir(job.id)
+        outputs = [directory / str(chunk.result_path) for chunk in self.repo.chunks(job.id)]
+        vector_col = job.params["vector_col"] if job.kind == "embed" else None
+        assemble(self._results_file(job), outputs, vector_col=vector_col)
 
 
 def new_job_id() -> str:
@@ -374,27 +420,6 @@ def _queued(
         credits=0,
         created_at=datetime.now(UTC),
     )
-
-
-def _split(upload: Path, directory: Path, text_col: str, chunk_rows: int) -> list[ChunkSpec]:
-    """Write the upload's rows as chunk input files of `chunk_rows` rows, checking every row on the way."""
-    chunks: list[ChunkSpec] = []
-    start = 0
-    for seq, batch in enumerate(iter_text_batches(upload, text_col=text_col, batch_rows=chunk_rows)):
-        _write_atomically(directory / f"in-{seq:06d}.jsonl", b"".join(orjson.dumps(row) + b"\n" for row in batch))
-        chunks.append(ChunkSpec(start, len(batch)))
-        start += len(batch)
-    return chunks
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name, fsync, then rename: `path` holds all of `data` or does not exist."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _progress(job: JobRow) -> JobProgress:

@@ -28,6 +28,7 @@ from labelwise.storage.tables import ApiKeyRow
 class Scope(StrEnum):
     CLASSIFY = "classify"
     TRAIN = "train"
+    GENERATE = "generate"
     ADMIN = "admin"
 
 

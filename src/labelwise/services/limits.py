@@ -131,8 +131,8 @@ class LimiterBackend:
         """True while limits are shared through Redis (configured and reachable as far as we know)."""
         return self._shared is not None and self._down_since is None
 
-    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
-        return await self._run(lambda limiter: limiter.hit(item, *identifiers))
+    async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        return await self._run(lambda limiter: limiter.hit(item, *identifiers, cost=cost))
 
     async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
         return await self._run(lambda limiter: limiter.test(item, *identifiers))
@@ -224,9 +224,15 @@ class RequestLimiter:
     """Per-key request limits (the key's own, else the default) and a cap on failed logins per client address."""
 
     def __init__(
-        self, backend: LimiterBackend, *, default_limit: str | None = None, auth_failures: str | None = None
+        self,
+        backend: LimiterBackend,
+        *,
+        default_limit: str | None = None,
+        auth_failures: str | None = None,
+        token_limit: str | None = None,
     ) -> None:
         self.backend = backend
+        self.tokens = tuple(parse_rate_limit(token_limit, param="llm_token_rate_limit")) if token_limit else ()
         self.default = tuple(parse_rate_limit(default_limit, param="default_rate_limit")) if default_limit else ()
         self.failures = tuple(parse_rate_limit(auth_failures, param="auth_failure_limit")) if auth_failures else ()
         self._parsed: dict[str, tuple[RateLimitItem, ...]] = {}
@@ -260,6 +266,24 @@ class RequestLimiter:
                 states = tuple([await self.backend.state(i, "auth-failures", address) for i in self.failures])
                 return RateDecision(states, states[index])
         return None
+
+    async def check_tokens(self, prefix: str) -> RateDecision | None:
+        """A refusal when the key has used up a window of its language-model token allowance; None when it may go
+        on. Tokens are counted after each generation (`spend_tokens`), when the upstream has said how many."""
+        for index, item in enumerate(self.tokens):
+            if not await self.backend.test(item, "tokens", prefix):
+                states = tuple([await self.backend.state(i, "tokens", prefix) for i in self.tokens])
+                return RateDecision(states, states[index])
+        return None
+
+    async def spend_tokens(self, prefix: str, tokens: int) -> None:
+        """Count `tokens` generated for the key. A window takes at most what it has left (a moving window refuses,
+        and so would not count, a hit larger than that): a generation that goes over fills it, and the key's next
+        request is refused until enough of its tokens have aged out of the window."""
+        for item in self.tokens:
+            left = (await self.backend.state(item, "tokens", prefix)).remaining
+            if min(tokens, left) > 0:
+                await self.backend.hit(item, "tokens", prefix, cost=min(tokens, left))
 
     async def record_failure(self, address: str) -> None:
         for item in self.failures:

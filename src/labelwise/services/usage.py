@@ -50,10 +50,11 @@ class _Row:
     texts: int
     characters: int
     credits: int
+    tokens: int = 0
 
     def entry(self) -> UsageEntry:
         return UsageEntry(
-            self.key_prefix, self.day, self.route, self.requests, self.texts, self.characters, self.credits
+            self.key_prefix, self.day, self.route, self.requests, self.texts, self.characters, self.credits, self.tokens
         )
 
 
@@ -62,6 +63,7 @@ def _added(held: _Row, more: _Row) -> _Row:
     held.texts += more.texts
     held.characters += more.characters
     held.credits += more.credits
+    held.tokens += more.tokens
     return held
 
 
@@ -83,6 +85,7 @@ class UsageReport:
             texts=sum(r.texts for r in self.rows),
             characters=sum(r.characters for r in self.rows),
             credits=sum(r.credits for r in self.rows),
+            tokens=sum(r.tokens for r in self.rows),
         )
 
 
@@ -136,10 +139,11 @@ class UsageMeter:
             context=lambda: {"rows": self.pending},
         )
 
-    def record(self, key: str, route: str, *, texts: int, characters: int, credits: int) -> None:
-        """Count one successful request of `texts` texts (no I/O: flushed later)."""
+    def record(self, key: str, route: str, *, texts: int, characters: int, credits: int, tokens: int = 0) -> None:
+        """Count one successful request of `texts` texts (and `tokens` language-model tokens; no I/O: flushed
+        later)."""
         day = self._today()
-        self._buffer.add(_Row(key, day, route, 1, texts, characters, credits), key=(key, day, route))
+        self._buffer.add(_Row(key, day, route, 1, texts, characters, credits, tokens), key=(key, day, route))
 
     def _write(self, rows: Sequence[_Row]) -> None:
         self.repo.add([row.entry() for row in rows])

@@ -301,9 +301,10 @@ class UsageEntry:
     texts: int = 0
     characters: int = 0
     credits: int = 0
+    tokens: int = 0
 
 
-_USAGE_COUNTERS = ("requests", "texts", "characters", "credits")
+_USAGE_COUNTERS = ("requests", "texts", "characters", "credits", "tokens")
 
 
 class UsageRepository:
@@ -338,6 +339,6 @@ class UsageRepository:
         query = query.order_by(UsageRow.day, UsageRow.key_prefix, UsageRow.route)
         with self.db.session() as session:
             return [
-                UsageEntry(r.key_prefix, r.day, r.route, r.requests, r.texts, r.characters, r.credits)
+                UsageEntry(r.key_prefix, r.day, r.route, r.requests, r.texts, r.characters, r.credits, r.tokens)
                 for r in session.scalars(query).all()
             ]

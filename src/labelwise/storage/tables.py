@@ -113,6 +113,7 @@ class UsageRow(Base):
     texts: Mapped[int] = mapped_column(BigInteger, default=0)
     characters: Mapped[int] = mapped_column(BigInteger, default=0)
     credits: Mapped[int] = mapped_column(BigInteger, default=0)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # migration 0005_usage_tokens
 
 
 class JobRow(Base):

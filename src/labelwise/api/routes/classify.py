@@ -29,6 +29,7 @@ from labelwise.monitoring.service import Monitoring
 from labelwise.services.classify import Classification, ClassifyService
 from labelwise.services.credits import Payer
 from labelwise.services.keys import Scope
+from labelwise.services.llm_classify import LLMClassifier
 from labelwise.services.zeroshot import ZeroShotService
 
 
@@ -39,6 +40,7 @@ class _Context:
 
     service: ClassifyService
     zeroshot: ZeroShotService
+    llm: LLMClassifier
     monitoring: Monitoring
     payer: Payer | None
     request_id: str
@@ -47,7 +49,12 @@ class _Context:
     def of(cls, request: Request) -> _Context:
         container = container_of(request)
         return cls(
-            container.classify, container.zeroshot, container.monitoring, payer_of(request), request.state.request_id
+            container.classify,
+            container.zeroshot,
+            container.llm_classifier,
+            container.monitoring,
+            payer_of(request),
+            request.state.request_id,
         )
 
 
@@ -78,7 +85,9 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
     unless `multi_label: true` (independent scores, every label at 0.5 or more predicted). The response names the
     model `zeroshot` and, as its version, the encoder. Example: `{"text": "The striker scored twice", "labels":
     ["sports", "cooking", "finance"]}` -> `{"labels": [{"label": "sports", "score": 0.93}, ...], "predicted":
-    ["sports"], "model": "zeroshot", "model_version": "all-MiniLM-L6-v2", ...}`.
+    ["sports"], "model": "zeroshot", "model_version": "all-MiniLM-L6-v2", ...}`. With `"method": "llm"` the
+    language model behind the server chooses the label instead (answer constrained to the labels; scores from
+    its token log-probabilities; billed as engine `llm`).
 
     `explain: true` adds, per returned label, the words or n-grams of the text that raised its score most. Cost:
     for a linear model about one more prediction (tf-idf value x coefficient per feature, credited back to the
@@ -161,6 +170,17 @@ def _respond(
 async def _classify(body: ClassifyOptions, texts: list[str], ctx: _Context, *, single: bool = False) -> Classification:
     """With `labels` or `categories`: zero-shot against them; otherwise the named (or default) trained model."""
     labels = body.zero_shot_labels()
+    if labels is not None and body.method == "llm":
+        return await ctx.llm.classify(
+            texts,
+            labels,
+            param=body.zero_shot_param,
+            model=body.model,
+            top_k=body.top_k,
+            threshold=body.threshold,
+            single=single,
+            payer=ctx.payer,
+        )
     if labels is not None:
         return await ctx.zeroshot.classify(
             texts,

@@ -1,4 +1,4 @@
-"""`/v1/jobs`: classify a whole file in the background. Submit (202), follow, fetch the results, cancel.
+"""`/v1/jobs`: classify or embed a whole file in the background. Submit (202), follow, fetch the results, cancel.
 
 The upload is streamed to a temporary file by the form parser, copied under `data_dir/uploads` and checked
 before the job is accepted; the body limit for this route is `max_upload_bytes`, not the normal one.
@@ -12,6 +12,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from labelwise.api.access import any_key, requires
 from labelwise.api.deps import IdempotencyDep, JobServiceDep, PrincipalDep, UploadsDirDep
 from labelwise.api.schemas.errors import ErrorResponse, error_responses
-from labelwise.api.schemas.jobs import JobList, JobPublic
+from labelwise.api.schemas.jobs import JobKind, JobList, JobPublic
 from labelwise.errors import InvalidRequest
 from labelwise.services.idempotency import IdempotencyService, Replay, body_hash
 from labelwise.services.keys import Scope
@@ -94,18 +95,31 @@ async def create_job(
     uploads: UploadsDirDep,
     principal: PrincipalDep,
     file: Annotated[UploadFile, File(description="CSV, JSON lines or Parquet; the name's extension says which")],
-    model: Annotated[str, Form(max_length=200, description="model, model@version or model@alias")],
+    kind: Annotated[
+        JobKind, Form(description="classify: add a label and a score to each row; embed: add its vector")
+    ] = "classify",
+    model: Annotated[
+        str | None,
+        Form(
+            max_length=200,
+            description="classify (required): model, model@version or model@alias; "
+            "embed: the embedding model (all-MiniLM-L6-v2, the default)",
+        ),
+    ] = None,
     text_col: Annotated[str, Form(max_length=200)] = "text",
-    top_k: Annotated[int, Form(ge=1, le=20)] = 1,
+    top_k: Annotated[int | None, Form(ge=1, le=20, description="classify only; 1 unless given")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Queue a job that classifies every row of `file`; the rows are checked before it is accepted (202)."""
+    """Queue a job that classifies, or embeds, every row of `file`; the rows are checked before it is accepted
+    (202). Classify results keep the input's format; embed results are Parquet, a float32 `embedding` column."""
     path, digest = await asyncio.to_thread(save_upload, file, uploads)
-    fields = {"kind": "classify", "file": digest, "model": model, "text_col": text_col, "top_k": top_k}
+    fields = {"kind": kind, "file": digest, "model": model, "text_col": text_col, "top_k": top_k}
+    if kind == "classify":  # the fields a classify job's key was hashed from before embed jobs existed
+        fields |= {"top_k": top_k or 1}
 
     async def create() -> JobPublic:
-        job = await asyncio.to_thread(jobs.submit_classify, principal.prefix, path, model, text_col, top_k)
-        return JobPublic.of(jobs.progress_of(job))
+        submit = partial(jobs.submit, kind, principal.prefix, path, model=model, text_col=text_col, top_k=top_k)
+        return JobPublic.of(jobs.progress_of(await asyncio.to_thread(submit)))
 
     try:
         return await created(idempotency, principal.prefix, idempotency_key, fields, create)
@@ -130,7 +144,8 @@ def get_job(jobs: JobServiceDep, principal: PrincipalDep, job_id: str = JobIdPat
 @router.get("/{job_id}/results", response_class=FileResponse, responses=error_responses(404))
 @any_key
 def get_results(jobs: JobServiceDep, principal: PrincipalDep, job_id: str = JobIdPath) -> FileResponse:
-    """The input rows with `label` and `score` added, in the input's format (once the job succeeded)."""
+    """Once the job succeeded: classify, the input rows with `label` and `score` added, in the input's format;
+    embed, the input rows with an `embedding` column (float32 lists), as Parquet."""
     path = jobs.results_path(job_id, principal.prefix)
     media_type = _MEDIA_TYPES.get(path.suffix, "application/vnd.apache.parquet")
     return FileResponse(path, media_type=media_type, filename=f"{job_id}{path.suffix}")

@@ -7,6 +7,8 @@ additions. Unknown fields are refused, so a misspelt option is an error instead 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from labelwise.errors import InvalidRequest
@@ -73,13 +75,23 @@ class ClassifyOptions(BaseModel):
         description="Abstain when the best score leads the second by less than this. Default: the model "
         "version's tuned number.",
     )
+    method: Literal["encoder", "llm"] | None = Field(
+        default=None,
+        description="Zero-shot only. `encoder` (default): similarity with the sentence encoder. `llm`: the "
+        "language model behind the server chooses among the labels (its answer constrained to them); `model` may "
+        "then name the upstream model. The response names the model `llm`, versioned by the upstream model.",
+    )
 
     def refuse_unavailable(self) -> None:
         """`InvalidRequest` naming the first option that does not go with the others."""
         if self.labels is not None and self.categories is not None:
             raise InvalidRequest("categories: give either labels or categories, not both", param="categories")
         zero_shot = self.labels is not None or self.categories is not None
-        if zero_shot and self.model is not None:
+        if self.method is not None and not zero_shot:
+            raise InvalidRequest("method: only for zero-shot (send labels or categories)", param="method")
+        if self.method == "llm" and self.multi_label:
+            raise InvalidRequest("multi_label: the language model chooses one label", param="multi_label")
+        if zero_shot and self.model is not None and self.method != "llm":
             name = "labels" if self.labels is not None else "categories"
             raise InvalidRequest(f"model: leave it out when sending {name} (zero-shot)", param="model")
         if self.multi_label is not None and not zero_shot:

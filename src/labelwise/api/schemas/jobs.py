@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from labelwise.services.jobs import JobProgress
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobKind = Literal["classify", "embed"]  # what `POST /v1/jobs` accepts (training jobs start at `POST /v1/models`)
 
 
 class JobPublic(BaseModel):
@@ -17,16 +18,18 @@ class JobPublic(BaseModel):
 
     id: str
     object: Literal["job"] = "job"
-    kind: Literal["classify", "train"]
+    kind: Literal["classify", "embed", "train"]
     state: JobState
-    model: str | None = Field(description="classify: the model version used; train: the model trained")
+    model: str | None = Field(
+        description="classify: the model version used; embed: the embedding model; train: the model trained"
+    )
     rows_total: int
     rows_done: int
     chunks_total: int
     chunks_done: int
     rate: float | None = None
     eta_seconds: float | None = None
-    credits: int = Field(description="credits charged so far (rows actually classified)")
+    credits: int = Field(description="credits charged so far (rows actually classified or embedded)")
     error: str | None = None
     result: dict[str, Any] | None = Field(default=None, description="train: the new version and its metrics")
     created_at: datetime
@@ -37,7 +40,10 @@ class JobPublic(BaseModel):
     def of(cls, progress: JobProgress) -> JobPublic:
         job = progress.job
         params = job.params
-        model = f"{params['model']}@{params['version']}" if job.kind == "classify" else params.get("name")
+        model = {
+            "classify": f"{params.get('model')}@{params.get('version')}",
+            "embed": params.get("model"),
+        }.get(job.kind, params.get("name"))
         return cls(
             id=job.id,
             kind=job.kind,

@@ -15,6 +15,7 @@ class UsageCounts(BaseModel):
     texts: int = Field(description="Texts in those requests.")
     characters: int = Field(description="Characters (code points) in those texts.")
     credits: int = Field(description="Credits charged (for an unlimited key: what they would have cost).")
+    tokens: int = Field(default=0, description="Language-model tokens (prompt and completion) of those requests.")
 
 
 class UsageDay(UsageCounts):
@@ -47,10 +48,15 @@ class UsageResponse(BaseModel):
                     texts=r.texts,
                     characters=r.characters,
                     credits=r.credits,
+                    tokens=r.tokens,
                 )
                 for r in report.rows
             ],
             total=UsageCounts(
-                requests=totals.requests, texts=totals.texts, characters=totals.characters, credits=totals.credits
+                requests=totals.requests,
+                texts=totals.texts,
+                characters=totals.characters,
+                credits=totals.credits,
+                tokens=totals.tokens,
             ),
         )

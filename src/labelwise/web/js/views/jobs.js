@@ -87,7 +87,7 @@ export async function render(root, ctx) {
       const st = jobState(job);
       item.dataset.state = job.state;
       const actions = [];
-      if (st.state === 'done' && job.kind === 'classify') {
+      if (st.state === 'done' && (job.kind === 'classify' || job.kind === 'embed')) {
         actions.push(h('button', { type: 'button', class: 'button primary small download',
           onClick: () => download(job, ctx.signal, status) }, 'Download results',
         h('span', { class: 'visually-hidden' }, ` of job ${job.id}`)));
@@ -104,7 +104,8 @@ export async function render(root, ctx) {
           'Cancel', h('span', { class: 'visually-hidden' }, ` job ${job.id}`)));
       }
       const file = files[job.id];
-      const what = job.kind === 'train' ? `Train ${job.model || 'model'}` : `Classify with ${job.model || 'a model'}`;
+      const what = { train: `Train ${job.model || 'model'}`, embed: `Embed with ${job.model || 'the encoder'}` }[job.kind]
+        || `Classify with ${job.model || 'a model'}`;
       const details = progressText(job, st);
       fill(item,
         h('div', { class: 'job-head' },
