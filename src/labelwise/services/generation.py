@@ -42,6 +42,22 @@ _STATE_SECONDS = 2.0
 NOT_CONFIGURED = "no language-model upstream is configured on this server (LABELWISE_LLM_URL)"
 
 
+def required_upstream(upstream: LLMUpstream | None) -> LLMUpstream:
+    """`upstream`, or the 503 `upstream_unavailable` that says none is configured."""
+    if upstream is None:
+        raise UpstreamUnavailable(NOT_CONFIGURED)
+    return upstream
+
+
+def upstream_model(upstream: LLMUpstream | None, model: str | None) -> str:
+    """The upstream model a request uses: its own, else the configured default; a 400 naming `model` if neither."""
+    name = model or required_upstream(upstream).default_model
+    if not name:
+        message = "model: name the model; this server has no default (LABELWISE_LLM_MODEL)"
+        raise InvalidRequest(message, param="model")
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """One generation request of the native API."""
@@ -161,17 +177,11 @@ class GenerationService:
         return self._state[1]
 
     def _upstream(self) -> LLMUpstream:
-        if self.upstream is None:
-            raise UpstreamUnavailable(NOT_CONFIGURED)
-        return self.upstream
+        return required_upstream(self.upstream)
 
     def model_name(self, model: str | None) -> str:
         """The upstream model a request uses: its own, else the configured default."""
-        name = model or self._upstream().default_model
-        if not name:
-            message = "model: name the model; this server has no default (LABELWISE_LLM_MODEL)"
-            raise InvalidRequest(message, param="model")
-        return name
+        return upstream_model(self.upstream, model)
 
     async def generate(self, prompt: Prompt, *, payer: Payer | None = None) -> Generated:
         """The completion of one prompt, whole."""

@@ -17,13 +17,13 @@ import numpy as np
 
 from labelwise.domain import ModelVersion, TaskType, Timing
 from labelwise.engines.base import predictions_of
-from labelwise.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
+from labelwise.errors import InvalidRequest, UpstreamRejected
 from labelwise.inference.manager import LoadedModel
 from labelwise.llm.prompting import FORMATS, Example, LabelSet, Scores, request, scores_of
 from labelwise.llm.upstream import LLMUpstream
 from labelwise.services.classify import Classification, ClassifyService
 from labelwise.services.credits import Payer, billed
-from labelwise.services.generation import NOT_CONFIGURED
+from labelwise.services.generation import required_upstream, upstream_model
 from labelwise.services.zeroshot import check_labels
 
 LLM_ENGINE = "llm"  # the model name in responses and the price-list entry
@@ -42,15 +42,10 @@ class LLMClassifier:
         self._created = datetime.now(UTC)
 
     def _upstream(self) -> LLMUpstream:
-        if self.upstream is None:
-            raise UpstreamUnavailable(NOT_CONFIGURED)
-        return self.upstream
+        return required_upstream(self.upstream)
 
     def model_name(self, model: str | None) -> str:
-        name = model or self._upstream().default_model
-        if not name:
-            raise InvalidRequest("model: name the upstream model; this server has no default", param="model")
-        return name
+        return upstream_model(self.upstream, model)
 
     async def classify(
         self,
