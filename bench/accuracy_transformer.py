@@ -5,6 +5,7 @@ same run (same splits, same machine, same moment).
         [--per-label 8] [--limit-test 2000] [--json out.json] [--data ../shared/data] [--keep DIR] [--threads N]
         [--no-baseline] [--no-serving]
     .venv/bin/python bench/accuracy_transformer.py --datasets sst2 --parity-from DIR
+    .venv/bin/python bench/accuracy_transformer.py --datasets sst2 --serving-from DIR [--http-seconds 15]
 
 `--time-budget` is the training budget in seconds of each dataset (training stops at the best epoch so far).
 `--keep DIR` writes the fine-tuned PyTorch weights and head (`DIR/<dataset>/tuned.npz`) beside the saved model;
@@ -19,7 +20,9 @@ largest probability difference). `--per-label N` keeps N training rows per label
 
 Serving (in process, the saved model loaded as a server loads it, int8 ONNX, no PyTorch): texts per second for
 batches of 64 test texts, one-text latency p50/p99, and the process's peak RSS, beside the same figures for the
-embedding engine's model.
+embedding engine's model. `--serving-from DIR` measures a kept model (`DIR/<dataset>/model`) without training:
+the in-process figures, and `/v1/classify` through a real `labelwise serve` (its default two workers) driven by
+wrk at one connection with the dataset's test texts (a counter appended, so the result cache never answers).
 """
 
 from __future__ import annotations
@@ -169,6 +172,44 @@ def fresh_process_rss(kind: type[Engine], folder: Path, texts: list[str]) -> flo
     return round(float(out.stdout.strip()), 1)
 
 
+def http_latency(engine: Engine, texts: list[str], seconds: int) -> dict[str, Any]:
+    """`/v1/classify` at one connection through a real `labelwise serve` with the model published (wrk)."""
+    from serve import LUA, free_port, labelwise_command, run_wrk, running
+
+    from labelwise.config import Settings
+    from labelwise.registry.store import ModelStore
+    from labelwise.services.keys import KeyService
+    from labelwise.storage.db import Database
+    from labelwise.storage.repositories import KeyRepository, ModelRepository
+
+    with tempfile.TemporaryDirectory(prefix="labelwise-bench-") as tmp:
+        work = Path(tmp)
+        settings = Settings(data_dir=work / "data")
+        db = Database(settings.resolved_database_url())
+        db.migrate()
+        ModelStore(settings.models_dir, ModelRepository(db)).publish("bench", engine, metrics={}, data={})
+        key = KeyService(KeyRepository(db)).create("bench", ["classify"])[0]
+        db.dispose()
+        literals = ",".join(f"[==[{json.dumps(text)[1:-1]}]==]" for text in texts[:2000])
+        script = work / "one.lua"
+        script.write_text(LUA % {"texts": literals, "key": key, "batch": 0})
+        port = free_port()
+        command, env = labelwise_command(port, work / "data")
+        with running(command, env, f"http://127.0.0.1:{port}/ready"):
+            run_wrk(port, script, 1, 3)  # warm-up
+            rps, p50, p99, errors = run_wrk(port, script, 1, seconds)
+    return {"classify_c1_req_per_s": round(rps, 1), "p50_ms": p50, "p99_ms": p99, "errors": errors}
+
+
+def serving_from(args: argparse.Namespace) -> None:
+    """Serving figures of kept models (`--keep`), in process and over HTTP, without training."""
+    for name in [n for n in args.datasets.split(",") if n]:
+        test = load_splits(args.data / name)[2]
+        engine = TransformerEngine.load(args.serving_from / name / "model")
+        row = {"in_process": serving(engine, test.texts), "http": http_latency(engine, test.texts, args.http_seconds)}
+        print(name, json.dumps(row, indent=1), flush=True)
+
+
 def serving_only(args: argparse.Namespace) -> None:
     """Serving figures of an imported classifier (the same int8 graph a fine-tuned model gets) and the embedding
     engine, on the first dataset's test texts."""
@@ -192,6 +233,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--time-budget", type=float, default=None, help="training seconds per dataset")
     parser.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: the usable cores)")
+    parser.add_argument("--learning-rate", type=float, default=None, help="the encoder's (default: the engine's)")
     parser.add_argument("--per-label", type=int, default=None)
     parser.add_argument("--limit-test", type=int, default=None)
     parser.add_argument("--json", type=Path)
@@ -205,7 +247,14 @@ def main() -> None:
         metavar="HF_DIR",
         help="skip training: import this Hugging Face classifier and measure serving beside the embedding engine",
     )
+    parser.add_argument(
+        "--serving-from", type=Path, metavar="DIR", help="no training: serving figures of kept models (--keep)"
+    )
+    parser.add_argument("--http-seconds", type=int, default=15, help="length of the wrk run (--serving-from)")
     args = parser.parse_args()
+    if args.serving_from:
+        serving_from(args)
+        return
     if args.serving_only:
         serving_only(args)
         return
@@ -224,7 +273,8 @@ def main() -> None:
             test = LabeledTexts(test.texts[: args.limit_test], test.labels[: args.limit_test])
         row: dict[str, Any] = {"rows": {"train": len(train), "validation": len(val), "test": len(test)}}
         started = time.perf_counter()
-        engine = TransformerEngine(epochs=args.epochs, time_budget=args.time_budget, threads=args.threads)
+        options = {"learning_rate": args.learning_rate} if args.learning_rate else {}
+        engine = TransformerEngine(epochs=args.epochs, time_budget=args.time_budget, threads=args.threads, **options)
         engine.fit(train, val, multi_label=multi, progress=lambda step, f: print(f"\r{step} {f:.0%}  ", end=""))
         print()
         row["transformer"] = scored(engine, test, time.perf_counter() - started)

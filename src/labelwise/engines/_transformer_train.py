@@ -39,6 +39,28 @@ CHECKPOINT = "checkpoint.pt"
 Step = Callable[[str, float], None]
 
 
+def validation_figures(logits: NDArray[np.float64], y: NDArray[np.bool_], multi_label: bool) -> dict[str, float]:
+    """Log-loss at the best single temperature (`loss`), the plain log-loss (`raw_loss`) and the accuracy (micro-F1
+    at 0.5 for multi-label) of validation logits; the temperature is searched on a log grid from 1/20 to 20."""
+
+    def log_loss(z: NDArray[np.float64]) -> float:
+        if multi_label:  # binary cross-entropy per (row, label), in its stable form
+            return float(np.mean(np.logaddexp(0.0, z) - z * y))
+        top = z.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(z - top).sum(axis=1))
+        return float(np.mean(log_norm - z[np.arange(len(z)), np.argmax(y, axis=1)]))
+
+    raw = log_loss(logits)
+    best = min([raw, *(log_loss(logits / t) for t in np.exp(np.linspace(-3.0, 3.0, 61)))])
+    if multi_label:
+        predicted = logits > 0
+        hits = float(np.sum(predicted & y))
+        accuracy = 2 * hits / max(float(predicted.sum() + y.sum()), 1.0)
+    else:
+        accuracy = float(np.mean(np.argmax(logits, axis=1) == np.argmax(y, axis=1)))
+    return {"loss": best, "raw_loss": raw, "accuracy": accuracy}
+
+
 def import_torch() -> Any:
     """`torch`, or a `ConfigError` naming the extra to install."""
     try:
@@ -57,6 +79,10 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-4
     head_learning_rate: float = 3e-3
+    # The head reads the normalized vectors times this: a unit vector gives a linear head logits of about +-1, and
+    # at the head's learning rate these grew too slowly to tell 77 labels apart with confidence in three epochs
+    # (banking77 stopped at 91.3 with its validation loss still falling). Folded into the exported head's weights.
+    feature_scale: float = 16.0
     warmup: float = 0.1
     patience: int = 1
     time_budget: float | None = None
@@ -199,20 +225,29 @@ class _Run:
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     def logits(self, ids: Sequence[Sequence[int]]) -> Any:
-        return self.head(self.embed(ids))
+        return self.head(self.embed(ids) * self.config.feature_scale)
 
-    def validation_score(self, ids: Sequence[Sequence[int]], y: NDArray[np.bool_], loss: Any) -> float:
-        """Loss on the validation rows (lower is better), computed in batches without gradients."""
+    def validation_score(self, ids: Sequence[Sequence[int]], y: NDArray[np.bool_]) -> dict[str, float]:
+        """How good this epoch's weights are on the validation rows, computed in batches without gradients.
+
+        `loss` (lower is better, what selects the epoch) is the log-loss after the one temperature that suits these
+        logits best: the probabilities are calibrated after training anyway, so an epoch is not held against for
+        confidence that calibration takes back, only for ranking the right label lower. The plain loss and the
+        accuracy (micro-F1 at 0.5 for multi-label) are reported beside it.
+        """
         torch = self.torch
         self.body.eval()
-        total = 0.0
+        parts = []
         with torch.no_grad():
             order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
             for start in range(0, len(order), 64):
                 rows = order[start : start + 64]
-                total += float(loss(self.logits([ids[i] for i in rows]), self.target(y[rows]))) * len(rows)
+                parts.append((rows, self.logits([ids[i] for i in rows]).float().cpu().numpy()))
         self.body.train()
-        return total / max(len(ids), 1)
+        logits = np.zeros((len(ids), y.shape[1]), dtype=np.float64)
+        for rows, values in parts:
+            logits[rows] = values
+        return validation_figures(logits, y, self.config.multi_label)
 
     def target(self, y: NDArray[np.bool_]) -> Any:
         if self.config.multi_label:
@@ -267,8 +302,10 @@ class _Run:
                 seen += len(rows)
                 stepping += time.monotonic() - began
                 self.step(f"fine-tuning: epoch {epoch + 1}/{config.epochs}", 0.05 + 0.75 * done / total)
-            score = self.validation_score(val_ids, y_val, loss) if len(val_ids) else -float(epoch)
-            state["history"].append({"epoch": epoch + 1, "validation_loss": round(score, 5)})
+            figures = self.validation_score(val_ids, y_val) if len(val_ids) else {"loss": -float(epoch)}
+            score = figures["loss"]
+            measured = {f"validation_{name}": round(value, 5) for name, value in figures.items()}
+            state["history"].append({"epoch": epoch + 1, **measured})
             state["epoch"] = epoch + 1
             if score < state["best"]:
                 state.update(best=score, best_epoch=epoch + 1, bad=0)
@@ -356,7 +393,8 @@ class _Run:
         weights = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.body.state_dict().items()}
         head_weight = head_bias = None
         if head is not None:
-            head_weight = head.weight.detach().cpu().numpy().T.astype(np.float32).copy()
+            scaled = head.weight.detach().cpu().numpy().T * self.config.feature_scale
+            head_weight = scaled.astype(np.float32)
             head_bias = head.bias.detach().cpu().numpy().astype(np.float32)
         return Tuned(
             weights,
