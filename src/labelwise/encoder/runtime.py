@@ -112,6 +112,11 @@ class Encoder:
         """Fingerprint of the source weights, the tokenizer and the quantization recipe (what vectors depend on)."""
         return self.files.fingerprint
 
+    @property
+    def earlier_sha256(self) -> frozenset[str]:
+        """Fingerprints of this encoder under earlier recipes whose trained heads it may serve."""
+        return self.files.earlier
+
     def close(self) -> None:
         self._preprocessor.shutdown(wait=True)
         self._workers.shutdown(wait=True)
@@ -281,6 +286,10 @@ class LazyEncoder:
     @property
     def sha256(self) -> str:
         return self.encoder().sha256
+
+    @property
+    def earlier_sha256(self) -> frozenset[str]:
+        return self.encoder().earlier_sha256
 
     def encode(
         self, texts: Sequence[str], *, long_text: LongText = "mean", batch_size: int = 64

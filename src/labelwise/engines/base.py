@@ -21,6 +21,7 @@ the loading errors are written once, here.
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,8 @@ from labelwise.errors import ConfigError, ModelLoadError, NotFittedError
 
 if TYPE_CHECKING:
     from labelwise.engines._tfidf import TfidfFeaturizer
+
+logger = logging.getLogger(__name__)
 
 # Called with (step description, fraction done in [0, 1]) during long fits.
 ProgressCallback = Callable[[str, float], None]
@@ -304,10 +307,21 @@ class EncoderEngine(HeadEngine):
     def _check_encoder(self, recorded: dict[str, Any], model_name: str) -> None:
         """`ModelLoadError` when the model was trained on vectors from another encoder than this one."""
         encoder = self.encoder
-        if recorded.get("model_id") != encoder.model_id or recorded.get("sha256") != encoder.sha256:
+        sha = recorded.get("sha256")
+        earlier = sha != encoder.sha256 and sha in getattr(encoder, "earlier_sha256", frozenset())
+        if recorded.get("model_id") != encoder.model_id or (sha != encoder.sha256 and not earlier):
             raise ModelLoadError(
                 f"cannot load {model_name}: trained with encoder {recorded.get('model_id')} "
-                f"({str(recorded.get('sha256'))[:12]}), this server runs {encoder.model_id} ({encoder.sha256[:12]})"
+                f"({str(sha)[:12]}), this server runs {encoder.model_id} ({encoder.sha256[:12]})"
+            )
+        if earlier:
+            logger.warning(
+                "%s was trained on an earlier build of encoder %s (%s); serving it with this one (%s), whose "
+                "vectors differ by rounding: retrain it to record this build",
+                model_name,
+                encoder.model_id,
+                str(sha)[:12],
+                encoder.sha256[:12],
             )
         self.encoder_ = recorded
 

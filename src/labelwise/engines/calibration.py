@@ -8,6 +8,12 @@ methods, all fitted on held-out scores:
 - `sigmoid` (Platt): per column sigmoid(a * score + b); single-label rows are then normalized.
 - `isotonic`: per column a monotone step-free (interpolated) map; single-label rows are then normalized.
 
+With two labels (single-label) `sigmoid` and `isotonic` map the one margin, score 2 - score 1, to the second
+label's probability instead (`binary`): mapping each column on its own and normalizing can reverse a decision
+and cannot shape the margin's curve. The binary isotonic map keeps every decision (0.5 at a margin of 0). On
+sst2 a fine-tuned model's confidences were too low at the top and too high in the middle, a shape one
+temperature cannot fix (see bench/README.md).
+
 `select_calibrator` chooses among them by expected calibration error measured with cross-fitting (fit on one
 half of the held-out rows, score the other half, repeated), so that no method is judged on the rows it was
 fitted on. Applying a calibrator needs NumPy only; its state is JSON (`to_dict`/`calibrator_from_dict`).
@@ -94,8 +100,9 @@ class Calibrator(ABC):
 
     method: ClassVar[str]
 
-    def __init__(self, task: TaskType) -> None:
+    def __init__(self, task: TaskType, *, binary: bool = False) -> None:
         self.task = task
+        self.binary = binary  # fitted on the margin of two single-label columns (one column of parameters)
 
     @abstractmethod
     def column_probabilities(self, scores: FloatArray) -> FloatArray:
@@ -107,6 +114,9 @@ class Calibrator(ABC):
 
     def transform(self, scores: FloatArray) -> FloatArray:
         """Calibrated probabilities: rows sum to 1 for single-label, independent columns for multi-label."""
+        if self.binary:
+            q = np.clip(self.column_probabilities(scores[:, 1:2] - scores[:, 0:1])[:, 0], 0.0, 1.0)
+            return np.column_stack([1.0 - q, q])
         proba = self.column_probabilities(scores)
         if self.task is TaskType.MULTI_LABEL:
             return proba
@@ -114,7 +124,12 @@ class Calibrator(ABC):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description; `calibrator_from_dict` reverses it."""
-        return {"method": self.method, "task": self.task.value, **self.state()}
+        return {
+            "method": self.method,
+            "task": self.task.value,
+            **self.state(),
+            **({"binary": True} if self.binary else {}),
+        }
 
 
 class TemperatureCalibrator(Calibrator):
@@ -141,8 +156,8 @@ class TemperatureCalibrator(Calibrator):
 class SigmoidCalibrator(Calibrator):
     method = "sigmoid"
 
-    def __init__(self, task: TaskType, slopes: ArrayLike, offsets: ArrayLike) -> None:
-        super().__init__(task)
+    def __init__(self, task: TaskType, slopes: ArrayLike, offsets: ArrayLike, *, binary: bool = False) -> None:
+        super().__init__(task, binary=binary)
         self.slopes = np.asarray(slopes, dtype=np.float64)
         self.offsets = np.asarray(offsets, dtype=np.float64)
 
@@ -156,8 +171,10 @@ class SigmoidCalibrator(Calibrator):
 class IsotonicCalibrator(Calibrator):
     method = "isotonic"
 
-    def __init__(self, task: TaskType, knots_x: Sequence[ArrayLike], knots_y: Sequence[ArrayLike]) -> None:
-        super().__init__(task)
+    def __init__(
+        self, task: TaskType, knots_x: Sequence[ArrayLike], knots_y: Sequence[ArrayLike], *, binary: bool = False
+    ) -> None:
+        super().__init__(task, binary=binary)
         self.knots_x = [np.asarray(x, dtype=np.float64) for x in knots_x]
         self.knots_y = [np.asarray(y, dtype=np.float64) for y in knots_y]
         # All columns' knots laid end to end, each column shifted past the previous one, so one np.interp call
@@ -185,10 +202,11 @@ def calibrator_from_dict(data: dict[str, Any]) -> Calibrator:
     method = data.get("method")
     if method == "temperature":
         return TemperatureCalibrator(task, float(data["temperature"]))
+    binary = bool(data.get("binary", False))
     if method == "sigmoid":
-        return SigmoidCalibrator(task, data["slopes"], data["offsets"])
+        return SigmoidCalibrator(task, data["slopes"], data["offsets"], binary=binary)
     if method == "isotonic":
-        return IsotonicCalibrator(task, data["knots_x"], data["knots_y"])
+        return IsotonicCalibrator(task, data["knots_x"], data["knots_y"], binary=binary)
     raise ValueError(f"unknown calibration method {method!r}")
 
 
@@ -199,12 +217,18 @@ def fit_calibrator(method: str, scores: FloatArray, targets: BoolArray, task: Ta
     """Fit `method` on held-out `scores` (n, K) and the gold indicator matrix `targets` (n, K)."""
     if method == "temperature":
         return TemperatureCalibrator(task, _fit_temperature(scores, targets, task))
+    binary = task is TaskType.SINGLE_LABEL and scores.shape[1] == 2
+    if binary:  # one column: the margin, and whether the second label is the gold one
+        scores, targets = scores[:, 1:2] - scores[:, 0:1], targets[:, 1:2]
     if method == "sigmoid":
         fits = [_fit_platt(scores[:, k], targets[:, k]) for k in range(scores.shape[1])]
-        return SigmoidCalibrator(task, [a for a, _ in fits], [b for _, b in fits])
+        return SigmoidCalibrator(task, [a for a, _ in fits], [b for _, b in fits], binary=binary)
     if method == "isotonic":
-        knots = [_fit_isotonic(scores[:, k], targets[:, k]) for k in range(scores.shape[1])]
-        return IsotonicCalibrator(task, [x for x, _ in knots], [y for _, y in knots])
+        if binary:
+            knots = [_fit_isotonic_keeping_sides(scores[:, 0], targets[:, 0])]
+        else:
+            knots = [_fit_isotonic(scores[:, k], targets[:, k]) for k in range(scores.shape[1])]
+        return IsotonicCalibrator(task, [x for x, _ in knots], [y for _, y in knots], binary=binary)
     raise ValueError(f"unknown calibration method {method!r}")
 
 
@@ -335,6 +359,26 @@ def _fit_isotonic(score: FloatArray, target: BoolArray) -> tuple[FloatArray, Flo
     model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     model.fit(score, target.astype(np.float64))
     return np.asarray(model.X_thresholds_, dtype=np.float64), np.asarray(model.y_thresholds_, dtype=np.float64)
+
+
+def _fit_isotonic_keeping_sides(margin: FloatArray, target: BoolArray) -> tuple[FloatArray, FloatArray]:
+    """Isotonic knots for a two-label margin that never change a decision: fitted on each side of 0 on its own,
+    at most 0.5 - 1e-6 below it and at least 0.5 + 1e-6 above (a plain fit's flat stretch across 0 moved the
+    decision on half the validation rows of sst2 and made isotonic ineligible), with a knot (0, 0.5) between."""
+    from sklearn.isotonic import IsotonicRegression
+
+    xs: list[FloatArray] = []
+    ys: list[FloatArray] = []
+    for side, low, high in ((margin < 0, 0.0, 0.5 - 1e-6), (margin > 0, 0.5 + 1e-6, 1.0)):
+        if side.any():
+            model = IsotonicRegression(y_min=low, y_max=high, increasing=True, out_of_bounds="clip")
+            model.fit(margin[side], target[side].astype(np.float64))
+            xs.append(np.asarray(model.X_thresholds_, dtype=np.float64))
+            ys.append(np.asarray(model.y_thresholds_, dtype=np.float64))
+        if low == 0.0:
+            xs.append(np.zeros(1))
+            ys.append(np.full(1, 0.5))
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 # Thresholds -----------------------------------------------------------------------------------------------

@@ -1,9 +1,17 @@
 """Models saved before the engine base (artifacts/v1, written by the code of commit cefbb20 from the conformance
-suite's synthetic data) load unchanged and give the probabilities and parameters they gave then."""
+suite's synthetic data) load unchanged and give the probabilities and parameters they gave then.
+
+The models that read sentence vectors were trained on the encoder's `int8-rowwise-v2` build; they load with the
+current build (a warning says so) and their expected probabilities were recorded again with it
+(`proba_encoder_recipe`), because `v2` itself gave different vectors on different CPUs (see encoder/quantize.py).
+The current build's integer sums are the same on every x86 CPU, but its float kernels (layer norm, softmax,
+GELU) are not bit-identical between AVX2 and AVX-512: those models are compared to 1e-3, the others to 1e-9.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +32,15 @@ CLASSES: dict[str, type[Engine]] = {
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED["engines"]))
-def test_a_model_saved_by_the_previous_code_loads_and_scores_the_same(name: str) -> None:
+def test_a_model_saved_by_the_previous_code_loads_and_scores_the_same(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
     expected = EXPECTED["engines"][name]
-    engine = CLASSES[expected["class"]].load(SAVED / name, encoder=shared_encoder())
-    np.testing.assert_allclose(engine.predict_proba(EXPECTED["texts"]), expected["proba"], rtol=0, atol=1e-9)
+    cls = CLASSES[expected["class"]]
+    with caplog.at_level(logging.WARNING, logger="labelwise.engines.base"):
+        engine = cls.load(SAVED / name, encoder=shared_encoder())
+    reads_vectors = name in {"embedding", "zeroshot", "zeroshot-multi", "combined"}
+    assert ("trained on an earlier build of encoder" in caplog.text) is reads_vectors
+    tolerance = 1e-3 if cls.needs_encoder else 1e-9
+    np.testing.assert_allclose(engine.predict_proba(EXPECTED["texts"]), expected["proba"], rtol=0, atol=tolerance)
     assert json.loads(json.dumps(engine.get_params())) == expected["params"]
