@@ -23,8 +23,13 @@ export LABELWISE_TEST_LABEL_STUDIO ?= $(LABEL_STUDIO_VENV)/bin/label-studio
 
 # llama.cpp (the `llm-test` extra) is compiled by pip: only its CPU backend, no BLAS, no tests or examples, and not
 # the multimodal library (LLAVA_BUILD: 51 of 178 objects; llama-cpp-python imports it only for image chat handlers).
-# Pip's wheel cache keeps the build, so only the first install on a machine pays for it.
-LLAMA_CMAKE_ARGS ?= -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF
+# Not for the build machine's own CPU (GGML_NATIVE): on an Intel Xeon whose kernel does not grant AMX, that build's
+# AMX tile instructions stopped the llama.cpp server with SIGILL at its first request. AVX2, FMA and F16C run on
+# every x86 machine here (AMD EPYC and Intel Xeon alike). The wheel is built once per set of flags into the cache
+# (pip's own wheel cache is keyed on the source, not the flags, and kept serving the broken build).
+LLAMA_PIN := llama-cpp-python==0.3.36
+LLAMA_CMAKE_ARGS ?= -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_WHEELS := $(LABELWISE_CACHE)/llama-wheels-$(shell printf '%s' '$(LLAMA_PIN) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
 .PHONY: install serve test lint typecheck unit bench-accuracy bench-serve container-smoke clean clean-cache
 
@@ -38,7 +43,11 @@ LLAMA_CMAKE_ARGS ?= -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULK
 $(STAMP): pyproject.toml setup.py src/labelwise/engines/_kernel.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet -e '.[dev,demo,ray,labelstudio,train-transformer,llm-test]'
+	mkdir -p $(LABELWISE_CACHE)
+	flock $(LABELWISE_CACHE)/llama.lock sh -c 'ls $(LLAMA_WHEELS)/*.whl >/dev/null 2>&1 && exit 0; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip wheel --quiet --no-deps \
+		--no-cache-dir -w $(LLAMA_WHEELS).tmp "$(LLAMA_PIN)" && mv $(LLAMA_WHEELS).tmp $(LLAMA_WHEELS)'
+	$(BIN)/python -m pip install --quiet --find-links $(LLAMA_WHEELS) -e '.[dev,demo,ray,labelstudio,train-transformer,llm-test]'
 	touch $(STAMP)
 
 # Under a lock (two checkouts may run make at once); an interrupted install leaves no stamp and is redone.
