@@ -350,35 +350,30 @@ def _fit_platt(score: FloatArray, target: BoolArray) -> tuple[float, float]:
     return float(found.x[0]), float(found.x[1])
 
 
-def _fit_isotonic(score: FloatArray, target: BoolArray) -> tuple[FloatArray, FloatArray]:
-    """Knots of the increasing least-squares fit (pool adjacent violators), for `np.interp`."""
+def _fit_isotonic(
+    score: FloatArray, target: BoolArray, low: float = 0.0, high: float = 1.0
+) -> tuple[FloatArray, FloatArray]:
+    """Knots of the increasing least-squares fit (pool adjacent violators) within [low, high], for `np.interp`."""
     from sklearn.isotonic import IsotonicRegression  # fit time only; applying needs NumPy alone
 
     if len(score) == 0:
         return np.array([0.0]), np.array([0.5])
-    model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+    model = IsotonicRegression(y_min=low, y_max=high, increasing=True, out_of_bounds="clip")
     model.fit(score, target.astype(np.float64))
     return np.asarray(model.X_thresholds_, dtype=np.float64), np.asarray(model.y_thresholds_, dtype=np.float64)
 
 
 def _fit_isotonic_keeping_sides(margin: FloatArray, target: BoolArray) -> tuple[FloatArray, FloatArray]:
     """Isotonic knots for a two-label margin that never change a decision: fitted on each side of 0 on its own,
-    at most 0.5 - 1e-6 below it and at least 0.5 + 1e-6 above (a plain fit's flat stretch across 0 moved the
-    decision on half the validation rows of sst2 and made isotonic ineligible), with a knot (0, 0.5) between."""
-    from sklearn.isotonic import IsotonicRegression
-
-    xs: list[FloatArray] = []
-    ys: list[FloatArray] = []
-    for side, low, high in ((margin < 0, 0.0, 0.5 - 1e-6), (margin > 0, 0.5 + 1e-6, 1.0)):
-        if side.any():
-            model = IsotonicRegression(y_min=low, y_max=high, increasing=True, out_of_bounds="clip")
-            model.fit(margin[side], target[side].astype(np.float64))
-            xs.append(np.asarray(model.X_thresholds_, dtype=np.float64))
-            ys.append(np.asarray(model.y_thresholds_, dtype=np.float64))
-        if low == 0.0:
-            xs.append(np.zeros(1))
-            ys.append(np.full(1, 0.5))
-    return np.concatenate(xs), np.concatenate(ys)
+    at most 0.5 - 1e-6 below it and at least 0.5 + 1e-6 above, with a knot (0, 0.5) between. A plain fit's flat
+    stretch across 0 moves decisions: on sst2 it cost 0.8 points of cross-fitted accuracy, which ruled it out."""
+    below, above = margin < 0, margin > 0
+    parts = [(np.zeros(1), np.full(1, 0.5))]
+    if below.any():
+        parts.insert(0, _fit_isotonic(margin[below], target[below], 0.0, 0.5 - 1e-6))
+    if above.any():
+        parts.append(_fit_isotonic(margin[above], target[above], 0.5 + 1e-6, 1.0))
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
 # Thresholds -----------------------------------------------------------------------------------------------
