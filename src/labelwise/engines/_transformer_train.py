@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from labelwise.domain import TaskType
 from labelwise.encoder.layouts import UnsupportedLayout, layout_of
+from labelwise.engines.calibration import log_loss, tempered_log_loss
 from labelwise.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -40,25 +42,16 @@ Step = Callable[[str, float], None]
 
 
 def validation_figures(logits: NDArray[np.float64], y: NDArray[np.bool_], multi_label: bool) -> dict[str, float]:
-    """Log-loss at the best single temperature (`loss`), the plain log-loss (`raw_loss`) and the accuracy (micro-F1
-    at 0.5 for multi-label) of validation logits; the temperature is searched on a log grid from 1/20 to 20."""
-
-    def log_loss(z: NDArray[np.float64]) -> float:
-        if multi_label:  # binary cross-entropy per (row, label), in its stable form
-            return float(np.mean(np.logaddexp(0.0, z) - z * y))
-        top = z.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(z - top).sum(axis=1))
-        return float(np.mean(log_norm - z[np.arange(len(z)), np.argmax(y, axis=1)]))
-
-    raw = log_loss(logits)
-    best = min([raw, *(log_loss(logits / t) for t in np.exp(np.linspace(-3.0, 3.0, 61)))])
+    """Log-loss at the best temperature (`loss`), the plain log-loss (`raw_loss`) and the accuracy (micro-F1 at
+    0.5 for multi-label) of validation logits."""
+    task = TaskType.MULTI_LABEL if multi_label else TaskType.SINGLE_LABEL
     if multi_label:
         predicted = logits > 0
         hits = float(np.sum(predicted & y))
         accuracy = 2 * hits / max(float(predicted.sum() + y.sum()), 1.0)
     else:
         accuracy = float(np.mean(np.argmax(logits, axis=1) == np.argmax(y, axis=1)))
-    return {"loss": best, "raw_loss": raw, "accuracy": accuracy}
+    return {"loss": tempered_log_loss(logits, y, task), "raw_loss": log_loss(logits, y, task), "accuracy": accuracy}
 
 
 def import_torch() -> Any:

@@ -310,21 +310,34 @@ def _ece_and_accuracy(proba: FloatArray, targets: BoolArray, task: TaskType) -> 
     return expected_calibration_error(proba.max(axis=1), correct), float(correct.mean())
 
 
+def log_loss(scores: FloatArray, targets: BoolArray, task: TaskType, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of `targets` under softmax (single-label) or per-label sigmoids (multi-label)
+    of `scores / temperature`."""
+    scaled = scores / temperature
+    if task is TaskType.MULTI_LABEL:
+        p = np.clip(_sigmoid(scaled), _EPS, 1 - _EPS)
+        return float(-np.mean(np.where(targets, np.log(p), np.log1p(-p))))
+    shifted = scaled - scaled.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1))
+    picked = np.where(targets, shifted, 0.0).sum(axis=1) / np.maximum(targets.sum(axis=1), 1)
+    return float(np.mean(log_norm - picked))
+
+
+def tempered_log_loss(scores: FloatArray, targets: BoolArray, task: TaskType) -> float:
+    """The log-loss at the temperature that minimizes it: how models compare when calibration comes after, so
+    that confidence a temperature takes back is not held against one."""
+    return log_loss(scores, targets, task, _fit_temperature(scores, targets, task))
+
+
 def _fit_temperature(scores: FloatArray, targets: BoolArray, task: TaskType) -> float:
     """The temperature minimizing negative log-likelihood, searched on a log scale."""
     from scipy.optimize import minimize_scalar  # fit time only: serving imports this module without SciPy
 
-    def nll(log_t: float) -> float:
-        scaled = scores / math.exp(log_t)
-        if task is TaskType.MULTI_LABEL:
-            p = np.clip(_sigmoid(scaled), _EPS, 1 - _EPS)
-            return float(-np.mean(np.where(targets, np.log(p), np.log1p(-p))))
-        shifted = scaled - scaled.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(shifted).sum(axis=1))
-        picked = np.where(targets, shifted, 0.0).sum(axis=1) / np.maximum(targets.sum(axis=1), 1)
-        return float(np.mean(log_norm - picked))
-
-    found = minimize_scalar(nll, bounds=(math.log(1e-3), math.log(1e3)), method="bounded")
+    found = minimize_scalar(
+        lambda log_t: log_loss(scores, targets, task, math.exp(log_t)),
+        bounds=(math.log(1e-3), math.log(1e3)),
+        method="bounded",
+    )
     return float(math.exp(found.x))
 
 

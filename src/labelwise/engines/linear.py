@@ -30,7 +30,7 @@ from labelwise.engines._linear_fit import average_precision_macro, train_linear
 from labelwise.engines._ngram_index import HASH_RECIPE, HashedVocabulary
 from labelwise.engines._tfidf import TfidfConfig, TfidfFeaturizer
 from labelwise.engines.base import FloatArray, HeadEngine, ProgressCallback, Targets, TextEncoder
-from labelwise.engines.calibration import METHODS, select_calibrator
+from labelwise.engines.calibration import METHODS, tempered_log_loss
 from labelwise.engines.head import Head, calibrate, calibration_summary, check_calibration_methods, load_head, save_head
 from labelwise.errors import DataError
 
@@ -191,9 +191,7 @@ class LinearEngine(HeadEngine):
         if task is TaskType.MULTI_LABEL:
             return average_precision_macro(scores, targets)
         if self.select_by == "log_loss":
-            cal = select_calibrator(scores, targets, task, methods=("temperature",))
-            proba = cal.calibrator.transform(scores)
-            return float(np.mean(np.log(np.maximum(proba[targets], 1e-12))))
+            return -tempered_log_loss(scores, targets, task)
         return float(targets[np.arange(len(scores)), np.argmax(scores, axis=1)].mean())
 
     # Predict --------------------------------------------------------------------------------------------
