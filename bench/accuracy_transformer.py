@@ -174,25 +174,21 @@ def fresh_process_rss(kind: type[Engine], folder: Path, texts: list[str]) -> flo
 
 def http_latency(engine: Engine, texts: list[str], seconds: int) -> dict[str, Any]:
     """`/v1/classify` at one connection through a real `labelwise serve` with the model published (wrk)."""
-    from serve import LUA, free_port, labelwise_command, run_wrk, running
+    from serve import bench_key, free_port, labelwise_command, lua_script, run_wrk, running
 
     from labelwise.config import Settings
     from labelwise.registry.store import ModelStore
-    from labelwise.services.keys import KeyService
     from labelwise.storage.db import Database
-    from labelwise.storage.repositories import KeyRepository, ModelRepository
+    from labelwise.storage.repositories import ModelRepository
 
     with tempfile.TemporaryDirectory(prefix="labelwise-bench-") as tmp:
         work = Path(tmp)
         settings = Settings(data_dir=work / "data")
+        key = bench_key(settings.resolved_database_url())  # migrates the database too
         db = Database(settings.resolved_database_url())
-        db.migrate()
         ModelStore(settings.models_dir, ModelRepository(db)).publish("bench", engine, metrics={}, data={})
-        key = KeyService(KeyRepository(db)).create("bench", ["classify"])[0]
         db.dispose()
-        literals = ",".join(f"[==[{json.dumps(text)[1:-1]}]==]" for text in texts[:2000])
-        script = work / "one.lua"
-        script.write_text(LUA % {"texts": literals, "key": key, "batch": 0})
+        script = lua_script(work, key, 0, texts)
         port = free_port()
         command, env = labelwise_command(port, work / "data")
         with running(command, env, f"http://127.0.0.1:{port}/ready"):

@@ -232,8 +232,10 @@ end
 )
 
 
-def lua_script(work: Path, key: str, batch: int) -> Path:
-    rows = [json.loads(line)["text"] for line in (DATA / "test.jsonl").read_text().splitlines() if line.strip()]
+def lua_script(work: Path, key: str, batch: int, texts: list[str] | None = None) -> Path:
+    """A wrk script sending `texts` (default: banking77's test texts), each with a counter appended."""
+    lines = [] if texts else (DATA / "test.jsonl").read_text().splitlines()
+    rows = texts or [json.loads(line)["text"] for line in lines if line.strip()]
     # JSON-escaped bodies inside Lua long brackets, which need no further escaping.
     literals = ",".join(f"[==[{json.dumps(text)[1:-1]}]==]" for text in rows[:2000])
     path = work / f"load-{batch}.lua"
